@@ -1,0 +1,1 @@
+"""Broker tooling: Mosquitto password hashes, ACL role blocks, credentials and a runner."""

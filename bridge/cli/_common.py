@@ -1,0 +1,51 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import NotAvailableError
+
+DEFAULT_BRIDGE_CONFIG = Path("/etc/powerbridge/bridge.yaml")
+DEFAULT_CLIENT_CONFIG = Path("/etc/powerbridge/client.yaml")
+
+Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_command(
+    subparsers: Any, name: str, help_text: str, handler: Handler, description: str | None = None
+) -> argparse.ArgumentParser:
+    """Add a sub-command whose ``--help`` keeps the description's line breaks."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=description or help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) -> None:
+    default = DEFAULT_CLIENT_CONFIG if client else DEFAULT_BRIDGE_CONFIG
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help=f"configuration file (default {default})",
+    )
+
+
+def not_available(feature: str) -> Handler:
+    """A handler for a command that this release does not have yet (exit 2, no pretence)."""
+
+    def handler(_args: argparse.Namespace) -> int:
+        raise NotAvailableError(f"{feature} is not available in this release yet")
+
+    return handler

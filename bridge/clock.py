@@ -1,0 +1,69 @@
+"""Clocks, injected wherever time matters.
+
+Decisions run on the *monotonic* clock, which never jumps; the wall clock is only
+used to label facts for humans and archives.  Tests pass a :class:`ManualClock`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the code needs to know about time."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards nor jumps with NTP."""
+        ...
+
+    def utcnow(self) -> datetime:
+        """The wall clock, timezone-aware UTC (labels only, never decisions)."""
+        ...
+
+
+class SystemClock:
+    """The real clocks of this machine."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock the test moves by hand; the wall clock can be made to jump."""
+
+    def __init__(self, monotonic: float = 1000.0, wall: datetime | None = None) -> None:
+        self._mono = monotonic
+        self._wall = wall or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def utcnow(self) -> datetime:
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass on both clocks."""
+        self._mono += seconds
+        self._wall += timedelta(seconds=seconds)
+
+    def jump_wall(self, seconds: float) -> None:
+        """Move only the wall clock (an NTP step, a user changing the time)."""
+        self._wall += timedelta(seconds=seconds)
+
+
+def isoformat_utc(value: datetime) -> str:
+    """``2026-01-01T12:00:00.123Z``: the one timestamp format on the wire."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime:
+    """Inverse of :func:`isoformat_utc`; accepts any ISO-8601 string with an offset or ``Z``."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a timezone: {text!r}")
+    return value.astimezone(UTC)

@@ -1,0 +1,181 @@
+"""The bridge daemon's configuration (``/etc/powerbridge/bridge.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.config import types as t
+from bridge.config._schema import section, setting, validate_file, validate_text
+from bridge.config.common import MqttConfig, SigningConfig
+
+METER_TYPES = ("none", "simulated", "mcp39f511n", "pzem004t", "sdm120", "sdm630")
+SIMULATED_PROTOCOLS = ("mcp39f511n", "pzem004t", "sdm120", "sdm630")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str | None = setting(
+        None,
+        t.optional(t.topic_safe_id),
+        "Device id; default the Pi's serial number, else /etc/machine-id.",
+    )
+    name: str | None = setting(
+        None, t.optional(t.text(1, 64)), "Name shown in Home Assistant; default `powerbridge <id>`."
+    )
+    data_dir: str = setting(
+        "/var/lib/powerbridge", t.path, "Where the database (spool, outages, deployment) lives."
+    )
+    configuration_url: str | None = setting(
+        None, t.optional(t.text(1, 256)), "Link shown on the Home Assistant device page."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MeterConfig:
+    type: str = setting("none", t.one_of(*METER_TYPES), "Meter driver; `none` for mains only.")
+    port: str | None = setting(
+        None,
+        t.optional(t.path),
+        "Serial port, preferably /dev/serial/by-id/... or /dev/powermeter.",
+    )
+    baud: int | None = setting(
+        None, t.optional(t.integer(300, 1_000_000)), "Baud rate; default the meter's own."
+    )
+    address: int | None = setting(
+        None, t.optional(t.integer(1, 248)), "Modbus address (PZEM: 1–247, 248 = any single)."
+    )
+    channels: tuple[int, ...] = setting(
+        (1,),
+        t.list_of(t.integer(1, 2), min_items=1),
+        "MCP39F511N channels to publish: [1], [2] or [1, 2].",
+    )
+    interval: float = setting(1.0, t.duration(0.01, 3600), "Time between readings.")
+    timeout: float = setting(0.5, t.duration(0.01, 10), "How long to wait for one reply.")
+
+
+@dataclass(frozen=True, slots=True)
+class MainsConfig:
+    source: str = setting(
+        "gpio",
+        t.one_of("gpio", "meter", "any", "all"),
+        "What says the mains is off: the GPIO pin, the meter, either (`any`) or both (`all`).",
+    )
+    pin: int = setting(4, t.integer(0, 27), "BCM number of the mains-sense GPIO pin.")
+    pull: str = setting(
+        "down", t.one_of("up", "down", "none"), "Internal pull resistor of the pin."
+    )
+    active_high: bool = setting(True, t.boolean, "Mains present when the pin is high.")
+    bounce_time: float = setting(0.01, t.duration(0, 1), "Hardware debounce of the pin.")
+    confirm_off: float = setting(
+        0.5, t.duration(0, 60), "The pin must stay off this long before an outage is announced."
+    )
+    confirm_on: float = setting(
+        2.0, t.duration(0, 600), "The pin must stay on this long before a restore is announced."
+    )
+    meter_voltage_threshold: float = setting(
+        100.0, t.number(0, 500), "Meter voltage below this (V) counts as mains off."
+    )
+    meter_silence: float = setting(
+        3.0, t.duration(0.1, 600), "A meter silent this long counts as mains off (PZEM dies)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    interval: float = setting(30.0, t.duration(1, 3600), "Time between health reports.")
+    min_free_disk_mb: float = setting(
+        100.0, t.number(0), "Free space under data_dir below which the bridge reports a problem."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LedsConfig:
+    enabled: bool = setting(True, t.boolean, "Blink fault codes on the LEDs.")
+    backend: str = setting(
+        "sysfs", t.one_of("sysfs", "gpio"), "Onboard LEDs via /sys/class/leds, or external LEDs."
+    )
+    pwr_led: str = setting("PWR", t.text(1, 64), "sysfs name of the red LED (3 blinks: broker).")
+    act_led: str = setting("ACT", t.text(1, 64), "sysfs name of the green LED (4 blinks: meter).")
+    pwr_pin: int | None = setting(
+        None, t.optional(t.integer(0, 27)), "BCM pin of an external red LED (backend gpio)."
+    )
+    act_pin: int | None = setting(
+        None, t.optional(t.integer(0, 27)), "BCM pin of an external green LED (backend gpio)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    max_age: float = setting(
+        30 * 86400.0, t.duration(60), "Undelivered samples older than this are dropped (counted)."
+    )
+    max_size_mb: float = setting(
+        200.0, t.number(1), "Spool size above which the oldest samples are dropped (counted)."
+    )
+    batch_size: int = setting(500, t.integer(1, 10_000), "Samples per `samples` message.")
+    flush_interval: float = setting(
+        5.0, t.duration(0.1, 60), "At most one fsync of the spool per this interval."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    enabled: bool = setting(
+        False,
+        t.boolean,
+        "Mock mains pin driven by `powerbridge simulate`; never on a production bridge.",
+    )
+    meter_protocol: str = setting(
+        "pzem004t", t.one_of(*SIMULATED_PROTOCOLS), "Wire protocol of the simulated meter."
+    )
+    load_w: float = setting(120.0, t.number(0, 100_000), "Mean simulated load.")
+    voltage_v: float = setting(230.0, t.number(0, 500), "Simulated mains voltage.")
+    noise: float = setting(0.02, t.number(0, 1), "Relative noise on simulated values.")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    device: DeviceConfig = section(DeviceConfig, "Identity and storage.")
+    mqtt: MqttConfig = section(MqttConfig, "Broker connection.")
+    meter: MeterConfig = section(MeterConfig, "Power meter.")
+    mains: MainsConfig = section(MainsConfig, "Mains sensing.")
+    health: HealthConfig = section(HealthConfig, "Self-monitoring.")
+    leds: LedsConfig = section(LedsConfig, "LED fault codes.")
+    spool: SpoolConfig = section(SpoolConfig, "Durable store-and-forward.")
+    signing: SigningConfig = section(SigningConfig, "Message signatures.")
+    simulation: SimulationConfig = section(SimulationConfig, "Simulated hardware (demo, tests).")
+
+
+def _cross_checks(config: BridgeConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    real_meter = config.meter.type not in ("none", "simulated")
+    if real_meter and not config.meter.port:
+        problems.append(("meter.port", f"required for meter type {config.meter.type}"))
+    if config.mains.source != "gpio" and config.meter.type == "none":
+        problems.append(
+            ("mains.source", f"'{config.mains.source}' needs a meter, but meter.type is none")
+        )
+    if config.meter.type == "simulated" and not config.simulation.enabled:
+        problems.append(("meter.type", "'simulated' needs simulation.enabled: true"))
+    if config.mqtt.host == "auto":
+        problems.append(("mqtt.host", "'auto' is for shutdown clients; a bridge names its broker"))
+    if config.mqtt.password_file and config.mqtt.password_env:
+        problems.append(("mqtt.password_env", "set password_file or password_env, not both"))
+    if (
+        config.leds.backend == "gpio"
+        and config.leds.enabled
+        and (config.leds.pwr_pin is None and config.leds.act_pin is None)
+    ):
+        problems.append(("leds.backend", "'gpio' needs pwr_pin and/or act_pin"))
+    return problems
+
+
+def load_bridge_config(path: Path) -> BridgeConfig:
+    """Load and validate a bridge configuration file (raises ``ConfigError``)."""
+    return validate_file(BridgeConfig, path, post=_cross_checks)
+
+
+def parse_bridge_config(text: str, name: str = "<config>") -> BridgeConfig:
+    """Validate bridge configuration text (used by the demo's embedded default)."""
+    return validate_text(BridgeConfig, text, name, post=_cross_checks)

@@ -1,0 +1,96 @@
+"""The facts the bridge knows, as frozen, typed values.
+
+Sources produce them; sinks publish them; nothing here does I/O.  The JSON shape
+of each lives in :mod:`bridge.mqtt.contract`, not here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class MainsState(enum.StrEnum):
+    """Whether the protected side has mains power."""
+
+    ON = "on"
+    OFF = "off"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One sample from a power meter, in SI units; ``None`` where the meter lacks a quantity."""
+
+    time: datetime
+    """When the reply was received (UTC, wall clock: a label for humans and archives)."""
+    monotonic: float
+    """The same instant on the monotonic clock (for ages and rates)."""
+    meter: str
+    """Driver name, e.g. ``pzem004t``."""
+    channel: int = 1
+    voltage_v: float | None = None
+    current_a: float | None = None
+    power_w: float | None = None
+    apparent_power_va: float | None = None
+    reactive_power_var: float | None = None
+    frequency_hz: float | None = None
+    power_factor: float | None = None
+    energy_wh: float | None = None
+    """Total imported active energy, Wh; never decreasing once published."""
+    alarm: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MainsEvent:
+    """An *announced* change of mains state (after the confirmation window)."""
+
+    state: MainsState
+    began: datetime
+    """UTC time of the first edge of this change (not the end of the confirmation window)."""
+    began_monotonic: float
+    """The same instant on the bridge's monotonic clock."""
+    seq: int
+    """Per-device sequence number of announced mains changes; never reused."""
+    source: str = "gpio"
+    """Which input announced it: ``gpio``, ``meter`` or ``simulation``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """An outage, open (``ended is None``) or closed."""
+
+    started: datetime
+    started_monotonic: float | None
+    seq: int
+    ended: datetime | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """The bridge's view of itself.  ``None`` means *unknown* (no such sensor here)."""
+
+    time: datetime
+    software_version: str
+    cpu_temperature_c: float | None = None
+    load_1m: float | None = None
+    memory_used_pct: float | None = None
+    disk_free_mb: float | None = None
+    uptime_s: float | None = None
+    boot_time: datetime | None = None
+    under_voltage: bool | None = None
+    """Raspberry Pi under-voltage *now* (``get_throttled`` bit 0)."""
+    under_voltage_occurred: bool | None = None
+    throttled: bool | None = None
+    clock_synchronised: bool | None = None
+    meter_link: bool | None = None
+    last_reading_age_s: float | None = None
+    broker_connected: bool | None = None
+    broker_reconnects: int | None = None
+    spool_depth: int | None = None
+    spool_dropped: int | None = None
+    flap_count: int | None = None
+    process_rss_mb: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""MQTT: the contract (topics, payloads), discovery, the publisher and the durable spool."""

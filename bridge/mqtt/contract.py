@@ -1,0 +1,488 @@
+"""The MQTT contract: every topic name and payload shape, in one module.
+
+``docs/mqtt-contract.md`` is the human version of this file; keep them in step.
+All JSON payloads carry ``"v": 1`` (:data:`PAYLOAD_VERSION`).  Decoders are strict:
+anything that is not exactly the documented shape raises :class:`PayloadError`,
+because a shutdown client must never act on a payload it half understood.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from bridge.clock import isoformat_utc, parse_utc
+from bridge.errors import PayloadError
+from bridge.model import MainsState
+
+PAYLOAD_VERSION: Final = 1
+DEFAULT_BASE: Final = "powerbridge"
+DEFAULT_DISCOVERY_PREFIX: Final = "homeassistant"
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+CLIENTS_LEVEL: Final = "clients"
+"""Reserved topic level for shutdown clients; no bridge may use it as its device id."""
+ALL_CLIENTS: Final = "all"
+"""Pseudo client id addressing every shutdown client in commands."""
+MAX_CONTROL_PAYLOAD: Final = 4096
+"""Largest ``mains``/``status``/command payload a client accepts (bytes)."""
+MAINS_REFRESH_S: Final = 30.0
+"""The bridge republishes ``mains`` (same ``seq``, fresh ``ts``/``elapsed_s``) this often."""
+
+QOS_STATUS: Final = 1
+QOS_MAINS: Final = 1
+QOS_EVENTS: Final = 1
+QOS_SAMPLES: Final = 1
+QOS_STATE: Final = 0
+QOS_HEALTH: Final = 0
+QOS_DISCOVERY: Final = 1
+QOS_CMD: Final = 1
+
+BRIDGE_COMMANDS: Final = ("simulate", "republish")
+CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeTopics:
+    """Topics of one bridge: ``<base>/<device_id>/...``."""
+
+    base: str
+    device_id: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.base}/{self.device_id}"
+
+    @property
+    def status(self) -> str:
+        """Retained ``online``/``offline`` (plain text); the last will."""
+        return f"{self.root}/status"
+
+    @property
+    def mains(self) -> str:
+        """Retained QoS 1 :class:`MainsPayload`."""
+        return f"{self.root}/mains"
+
+    @property
+    def state(self) -> str:
+        """Retained newest reading (:func:`encode_state`)."""
+        return f"{self.root}/state"
+
+    @property
+    def samples(self) -> str:
+        """QoS 1, not retained: batches of spooled samples (:func:`encode_samples`)."""
+        return f"{self.root}/samples"
+
+    @property
+    def health(self) -> str:
+        """Retained :func:`encode_health` snapshot."""
+        return f"{self.root}/health"
+
+    @property
+    def events(self) -> str:
+        """QoS 1, not retained: outage started/ended (:class:`EventPayload`)."""
+        return f"{self.root}/events"
+
+    @property
+    def deployment(self) -> str:
+        """Retained deployment record."""
+        return f"{self.root}/deployment"
+
+    def cmd(self, name: str) -> str:
+        """Commands to the bridge: ``cmd/simulate``, ``cmd/republish``."""
+        return f"{self.root}/cmd/{name}"
+
+    @property
+    def cmd_filter(self) -> str:
+        return f"{self.root}/cmd/#"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTopics:
+    """Topics of one shutdown client: ``<base>/clients/<client_id>/...``."""
+
+    base: str
+    client_id: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.base}/{CLIENTS_LEVEL}/{self.client_id}"
+
+    @property
+    def status(self) -> str:
+        return f"{self.root}/status"
+
+    @property
+    def state(self) -> str:
+        return f"{self.root}/state"
+
+    def cmd(self, name: str) -> str:
+        return f"{self.root}/cmd/{name}"
+
+    @property
+    def cmd_filter(self) -> str:
+        return f"{self.root}/cmd/#"
+
+
+def all_bridges_status_filter(base: str) -> str:
+    """Subscription that sees every bridge's ``status`` (and no client's)."""
+    return f"{base}/+/status"
+
+
+def all_clients_filter(base: str) -> str:
+    return f"{base}/{CLIENTS_LEVEL}/+/+"
+
+
+def discovery_topic(prefix: str, component: str, node_id: str, object_id: str) -> str:
+    """``<prefix>/<component>/<node_id>/<object_id>/config``: one retained message per entity.
+
+    Home Assistant's optional ``node_id`` level carries the device id (bridges) or
+    ``client-<client_id>`` (shutdown clients), so that a broker ACL can give each
+    identity exactly its own discovery topics (``<prefix>/+/<node_id>/#``); the
+    entity's ``unique_id`` in the payload is ``<node_id>_<object_id>``.
+    """
+    return f"{prefix}/{component}/{node_id}/{object_id}/config"
+
+
+def client_node_id(client_id: str) -> str:
+    """Discovery ``node_id`` of a shutdown client."""
+    return f"{CLIENTS_LEVEL[:-1]}-{client_id}"
+
+
+def ha_status_topic(prefix: str) -> str:
+    """Home Assistant's birth/last-will topic (``online`` after HA starts)."""
+    return f"{prefix}/status"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    """Canonical JSON: sorted keys, no spaces (signatures are computed over this)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads_object(raw: bytes, *, max_size: int | None = None) -> dict[str, Any]:
+    """Parse a JSON object with a version we understand, or raise :class:`PayloadError`."""
+    if max_size is not None and len(raw) > max_size:
+        raise PayloadError(f"payload of {len(raw)} bytes exceeds {max_size}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError(f"not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("not a JSON object")
+    version = data.get("v")
+    if version != PAYLOAD_VERSION or isinstance(version, bool):
+        raise PayloadError(f"unsupported payload version {version!r}")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError(f"non-finite number {name}")
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in data:
+        raise PayloadError(f"missing field {name!r}")
+    value = data[name]
+    if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+        raise PayloadError(f"field {name!r} has the wrong type")
+    if not isinstance(value, kind):
+        raise PayloadError(f"field {name!r} has the wrong type")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _time(data: dict[str, Any], name: str) -> datetime:
+    value = _field(data, name, str)
+    try:
+        return parse_utc(value)
+    except ValueError:
+        raise PayloadError(f"field {name!r} is not an ISO-8601 UTC time") from None
+
+
+def _finite(data: dict[str, Any], name: str, *, minimum: float | None = None) -> float:
+    value = float(_field(data, name, (int, float)))
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise PayloadError(f"field {name!r} out of range")
+    return value
+
+
+def _seq(data: dict[str, Any], name: str = "seq") -> int:
+    value = _field(data, name, int)
+    if value < 0 or value > 2**53:
+        raise PayloadError(f"field {name!r} out of range")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- mains
+
+
+@dataclass(frozen=True, slots=True)
+class MainsPayload:
+    """``<base>/<device_id>/mains``: the announced mains state, retained.
+
+    ``elapsed_s`` is how long the state had lasted when the bridge published this
+    message, on the bridge's monotonic clock: a client adds its own monotonic time
+    since receipt and so never needs the two machines' clocks to agree.
+    """
+
+    device: str
+    state: MainsState
+    since: datetime
+    seq: int
+    ts: datetime
+    elapsed_s: float
+    source: str = "gpio"
+    outage_count: int = 0
+    """Outages announced by this bridge since it was installed (persistent)."""
+    last_outage_s: float | None = None
+    """Duration of the last *finished* outage, seconds."""
+    sig: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": PAYLOAD_VERSION,
+            "device": self.device,
+            "state": self.state.value,
+            "since": isoformat_utc(self.since),
+            "seq": self.seq,
+            "ts": isoformat_utc(self.ts),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "source": self.source,
+            "outage_count": self.outage_count,
+            "last_outage_s": None if self.last_outage_s is None else round(self.last_outage_s, 3),
+        }
+        if self.sig is not None:
+            out["sig"] = self.sig
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> MainsPayload:
+        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        state_text = _field(data, "state", str)
+        if state_text not in (MainsState.ON.value, MainsState.OFF.value):
+            raise PayloadError(f"unknown mains state {state_text!r}")
+        sig = data.get("sig")
+        if sig is not None and not isinstance(sig, str):
+            raise PayloadError("field 'sig' has the wrong type")
+        source = data.get("source", "gpio")
+        if not isinstance(source, str):
+            raise PayloadError("field 'source' has the wrong type")
+        return cls(
+            device=_field(data, "device", str),
+            state=MainsState(state_text),
+            since=_time(data, "since"),
+            seq=_seq(data),
+            ts=_time(data, "ts"),
+            elapsed_s=_finite(data, "elapsed_s", minimum=0.0),
+            source=source,
+            outage_count=_seq(data, "outage_count") if "outage_count" in data else 0,
+            last_outage_s=(
+                _finite(data, "last_outage_s", minimum=0)
+                if data.get("last_outage_s") is not None
+                else None
+            ),
+            sig=sig,
+        )
+
+
+# --------------------------------------------------------------------------- events
+
+
+EVENT_TYPES: Final = ("outage_started", "outage_ended")
+
+
+@dataclass(frozen=True, slots=True)
+class EventPayload:
+    """``<base>/<device_id>/events``: an outage started or ended (QoS 1, spooled)."""
+
+    device: str
+    type: str
+    seq: int
+    """The spool's sequence number (shared with samples): consumers detect gaps by it."""
+    mains_seq: int
+    ts: datetime
+    started: datetime
+    ended: datetime | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": PAYLOAD_VERSION,
+            "device": self.device,
+            "type": self.type,
+            "seq": self.seq,
+            "mains_seq": self.mains_seq,
+            "ts": isoformat_utc(self.ts),
+            "started": isoformat_utc(self.started),
+        }
+        if self.ended is not None:
+            out["ended"] = isoformat_utc(self.ended)
+        if self.duration_s is not None:
+            out["duration_s"] = round(self.duration_s, 3)
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> EventPayload:
+        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        kind = _field(data, "type", str)
+        if kind not in EVENT_TYPES:
+            raise PayloadError(f"unknown event type {kind!r}")
+        return cls(
+            device=_field(data, "device", str),
+            type=kind,
+            seq=_seq(data),
+            mains_seq=_seq(data, "mains_seq"),
+            ts=_time(data, "ts"),
+            started=_time(data, "started"),
+            ended=_time(data, "ended") if "ended" in data else None,
+            duration_s=_finite(data, "duration_s", minimum=0) if "duration_s" in data else None,
+        )
+
+
+# --------------------------------------------------------------------------- readings
+
+
+READING_FIELDS: Final = (
+    "voltage_v",
+    "current_a",
+    "power_w",
+    "apparent_power_va",
+    "reactive_power_var",
+    "frequency_hz",
+    "power_factor",
+    "energy_wh",
+)
+"""Quantities of a reading, in SI units, as they appear in ``state`` and ``samples``."""
+
+SHARED_FIELDS: Final = ("voltage_v", "frequency_hz")
+"""Quantities common to all channels of a meter (never suffixed)."""
+
+
+def channel_key(quantity: str, channel: int) -> str:
+    """Key of a per-channel quantity in ``state``: ``power_w`` (ch 1), ``power_w_ch2`` (ch 2)."""
+    if channel == 1 or quantity in SHARED_FIELDS:
+        return quantity
+    return f"{quantity}_ch{channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class SamplePayload:
+    """One spooled sample as carried in a ``samples`` batch."""
+
+    seq: int
+    ts: datetime
+    channel: int
+    values: dict[str, float | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "ts": isoformat_utc(self.ts), "ch": self.channel}
+        out.update({k: v for k, v in self.values.items() if v is not None})
+        return out
+
+
+def encode_samples(device: str, samples: list[SamplePayload]) -> bytes:
+    """``samples`` batch: ``{"v":1,"device":…,"samples":[{"seq","ts","ch",<quantities>},…]}``."""
+    return dumps(
+        {"v": PAYLOAD_VERSION, "device": device, "samples": [s.to_dict() for s in samples]}
+    )
+
+
+def decode_samples(raw: bytes) -> list[SamplePayload]:
+    """Parse a ``samples`` batch (for archivers and tests)."""
+    data = loads_object(raw)
+    items = _field(data, "samples", list)
+    out: list[SamplePayload] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise PayloadError("sample is not an object")
+        values: dict[str, float | None] = {
+            str(k): float(v) for k, v in item.items() if k in READING_FIELDS
+        }
+        out.append(
+            SamplePayload(
+                seq=_seq(item), ts=_time(item, "ts"), channel=_field(item, "ch", int), values=values
+            )
+        )
+    return out
+
+
+def encode_state(device: str, ts: datetime, seq: int, meter: str, values: dict[str, Any]) -> bytes:
+    """Retained ``state``: the newest reading, keys per :func:`channel_key`, plus ``energy_kwh``."""
+    payload: dict[str, Any] = {
+        "v": PAYLOAD_VERSION,
+        "device": device,
+        "ts": isoformat_utc(ts),
+        "seq": seq,
+        "meter": meter,
+    }
+    payload.update({k: v for k, v in values.items() if v is not None})
+    return dumps(payload)
+
+
+def encode_health(device: str, values: dict[str, Any]) -> bytes:
+    """Retained ``health``: the health snapshot; unknown probes are ``null``."""
+    payload: dict[str, Any] = {"v": PAYLOAD_VERSION, "device": device}
+    payload.update(values)
+    return dumps(payload)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class CommandPayload:
+    """A command on ``.../cmd/<name>``: ``{"v":1,"ts":…,"nonce":…,"args":{…},"sig":…}``."""
+
+    name: str
+    args: dict[str, Any]
+    ts: datetime
+    nonce: str
+    sig: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": PAYLOAD_VERSION,
+            "ts": isoformat_utc(self.ts),
+            "nonce": self.nonce,
+            "args": self.args,
+        }
+        if self.sig is not None:
+            out["sig"] = self.sig
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, name: str, raw: bytes) -> CommandPayload:
+        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        args = _field(data, "args", dict)
+        sig = data.get("sig")
+        if sig is not None and not isinstance(sig, str):
+            raise PayloadError("field 'sig' has the wrong type")
+        nonce = _field(data, "nonce", str)
+        if not 1 <= len(nonce) <= 64:
+            raise PayloadError("field 'nonce' out of range")
+        return cls(name=name, args=args, ts=_time(data, "ts"), nonce=nonce, sig=sig)
+
+
+def encode_client_state(values: dict[str, Any]) -> bytes:
+    """Retained ``clients/<id>/state``: see docs/mqtt-contract.md for the fields."""
+    payload: dict[str, Any] = {"v": PAYLOAD_VERSION}
+    payload.update(values)
+    return dumps(payload)

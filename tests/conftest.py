@@ -1,0 +1,76 @@
+"""Shared fixtures: a real Mosquitto from the shipped configuration, and pseudo-terminals."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.broker.runner import (
+    BrokerSetup,
+    Mosquitto,
+    MosquittoNotFoundError,
+    find_mosquitto,
+    prepare,
+)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_binary() -> str:
+    """The mosquitto binary; a missing one fails the test with an install instruction."""
+    try:
+        return find_mosquitto()
+    except MosquittoNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def broker_setup() -> BrokerSetup:
+    """Override in a test module to change identities or switch TLS on."""
+    return BrokerSetup()
+
+
+@pytest.fixture
+def broker(mosquitto_binary: str, broker_setup: BrokerSetup, tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running Mosquitto on a free loopback port, rendered from ``mosquitto/``.
+
+    ``broker.stop()``, ``broker.kill()`` (SIGKILL) and ``broker.start()`` /
+    ``broker.restart()`` keep the same port and persistence directory.
+    """
+    del mosquitto_binary
+    instance = prepare(tmp_path / "mosquitto", broker_setup)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.kill()
+
+
+class PtyPair:
+    """A pseudo-terminal: ``port`` is the path a driver opens; ``master`` is the far end."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        tty.setraw(self.master)
+        self.port = os.ttyname(self.slave)
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PtyPair]:
+    """A raw-mode pseudo-terminal pair for serial tests (closed afterwards)."""
+    pair = PtyPair()
+    try:
+        yield pair
+    finally:
+        pair.close()

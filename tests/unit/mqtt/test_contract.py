@@ -1,0 +1,96 @@
+"""The MQTT contract: payloads round-trip and strict decoding rejects the rest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.errors import PayloadError
+from bridge.model import MainsState
+from bridge.mqtt import signing
+from bridge.mqtt.contract import (
+    BridgeTopics,
+    ClientTopics,
+    CommandPayload,
+    EventPayload,
+    MainsPayload,
+    SamplePayload,
+    channel_key,
+    decode_samples,
+    discovery_topic,
+    encode_samples,
+)
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def test_topics() -> None:
+    t = BridgeTopics("powerbridge", "rack-a")
+    assert t.status == "powerbridge/rack-a/status"
+    assert t.mains == "powerbridge/rack-a/mains"
+    assert t.cmd("simulate") == "powerbridge/rack-a/cmd/simulate"
+    c = ClientTopics("powerbridge", "pc1")
+    assert c.state == "powerbridge/clients/pc1/state"
+    assert discovery_topic("homeassistant", "sensor", "rack-a", "power") == (
+        "homeassistant/sensor/rack-a/power/config"
+    )
+
+
+def test_mains_round_trip() -> None:
+    payload = MainsPayload("rack-a", MainsState.OFF, T0, 7, T0, 12.5, outage_count=3)
+    assert MainsPayload.decode(payload.encode()) == payload
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 2}',
+        b'{"v": true}',
+        b'{"v":1,"device":"a","state":"maybe","since":"2026-01-01T00:00:00Z","seq":1,'
+        b'"ts":"2026-01-01T00:00:00Z","elapsed_s":1}',
+        b'{"v":1,"device":"a","state":"off","since":"yesterday","seq":1,'
+        b'"ts":"2026-01-01T00:00:00Z","elapsed_s":1}',
+        b'{"v":1,"device":"a","state":"off","since":"2026-01-01T00:00:00Z","seq":-1,'
+        b'"ts":"2026-01-01T00:00:00Z","elapsed_s":1}',
+        b'{"v":1,"device":"a","state":"off","since":"2026-01-01T00:00:00Z","seq":1,'
+        b'"ts":"2026-01-01T00:00:00Z","elapsed_s":NaN}',
+        b'{"v":1,"device":"a","state":"off","since":"2026-01-01T00:00:00Z","seq":true,'
+        b'"ts":"2026-01-01T00:00:00Z","elapsed_s":1}',
+        b"{" * 100_000,
+    ],
+)
+def test_mains_rejects_garbage(raw: bytes) -> None:
+    with pytest.raises(PayloadError):
+        MainsPayload.decode(raw)
+
+
+def test_event_and_command_round_trip() -> None:
+    event = EventPayload("rack-a", "outage_ended", 42, 8, T0, T0, T0, 61.0)
+    assert EventPayload.decode(event.encode()) == event
+    cmd = CommandPayload("simulate", {"mains": "off"}, T0, "abc")
+    assert CommandPayload.decode("simulate", cmd.encode()) == cmd
+
+
+def test_samples_round_trip() -> None:
+    batch = [SamplePayload(1, T0, 1, {"power_w": 10.0}), SamplePayload(2, T0, 2, {"power_w": 3.0})]
+    assert decode_samples(encode_samples("rack-a", batch)) == batch
+
+
+def test_channel_keys() -> None:
+    assert channel_key("power_w", 1) == "power_w"
+    assert channel_key("power_w", 2) == "power_w_ch2"
+    assert channel_key("voltage_v", 2) == "voltage_v"
+
+
+def test_signatures() -> None:
+    key = b"k" * 32
+    body = MainsPayload("rack-a", MainsState.OFF, T0, 7, T0, 1.0).to_dict()
+    signed = signing.sign(key, body)
+    assert signing.verify(key, signed)
+    assert not signing.verify(b"x" * 32, signed)
+    assert not signing.verify(key, {**signed, "state": "on"})
+    assert not signing.verify(key, body)
