@@ -91,6 +91,11 @@ class BridgeTopics:
         """Retained deployment record."""
         return f"{self.root}/deployment"
 
+    @property
+    def check(self) -> str:
+        """QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back."""
+        return f"{self.root}/check"
+
     def cmd(self, name: str) -> str:
         """Commands to the bridge: ``cmd/simulate``, ``cmd/republish``."""
         return f"{self.root}/cmd/{name}"
@@ -486,3 +491,65 @@ def encode_client_state(values: dict[str, Any]) -> bytes:
     payload: dict[str, Any] = {"v": PAYLOAD_VERSION}
     payload.update(values)
     return dumps(payload)
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentPayload:
+    """``<base>/<device_id>/deployment``: where and since when this bridge is deployed, retained.
+
+    Written by ``powerbridge deployment start`` (``ended`` null, ``active`` true) and
+    ``deployment stop`` (``ended`` set).  ``latitude``/``longitude`` are top-level so
+    that Home Assistant can use the payload directly as entity attributes (a map
+    card places an entity with these attributes).
+    """
+
+    device: str
+    name: str
+    latitude: float
+    longitude: float
+    started: datetime
+    software_version: str
+    config_sha256: str
+    ended: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.ended is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": PAYLOAD_VERSION,
+            "device": self.device,
+            "name": self.name,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "started": isoformat_utc(self.started),
+            "ended": None if self.ended is None else isoformat_utc(self.ended),
+            "active": self.active,
+            "software_version": self.software_version,
+            "config_sha256": self.config_sha256,
+        }
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DeploymentPayload:
+        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        latitude = _finite(data, "latitude")
+        longitude = _finite(data, "longitude")
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise PayloadError("coordinates out of range")
+        return cls(
+            device=_field(data, "device", str),
+            name=_field(data, "name", str),
+            latitude=latitude,
+            longitude=longitude,
+            started=_time(data, "started"),
+            software_version=_field(data, "software_version", str),
+            config_sha256=_field(data, "config_sha256", str),
+            ended=_time(data, "ended") if data.get("ended") is not None else None,
+        )

@@ -1,0 +1,223 @@
+"""Deployment records: the ``deployment`` table of the bridge's database.
+
+A deployment is one stay of this bridge at one site: a name, coordinates, when it
+started and ended, and what ran there (device id, software version, hash of the
+configuration file).  At most one deployment is open (``ended IS NULL``) at a time;
+starting a new one closes the previous one.  History is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from bridge import db
+from bridge.clock import isoformat_utc, parse_utc
+from bridge.mqtt.contract import DeploymentPayload
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deployment (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    latitude REAL NOT NULL,
+    longitude REAL NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    device_id TEXT NOT NULL,
+    software_version TEXT NOT NULL,
+    config_sha256 TEXT NOT NULL,
+    config_path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployment_open ON deployment (ended);
+"""
+
+_COLUMNS = (
+    "id, name, latitude, longitude, started, ended, device_id, software_version, "
+    "config_sha256, config_path"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One deployment; ``ended is None`` while it lasts."""
+
+    name: str
+    latitude: float
+    longitude: float
+    started: datetime
+    device_id: str
+    software_version: str
+    config_sha256: str
+    config_path: str
+    ended: datetime | None = None
+    id: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.ended is None
+
+    def to_payload(self) -> DeploymentPayload:
+        return DeploymentPayload(
+            device=self.device_id,
+            name=self.name,
+            latitude=self.latitude,
+            longitude=self.longitude,
+            started=self.started,
+            software_version=self.software_version,
+            config_sha256=self.config_sha256,
+            ended=self.ended,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (``deployment status --json``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "started": isoformat_utc(self.started),
+            "ended": None if self.ended is None else isoformat_utc(self.ended),
+            "active": self.active,
+            "device_id": self.device_id,
+            "software_version": self.software_version,
+            "config_sha256": self.config_sha256,
+            "config_path": self.config_path,
+        }
+
+
+def config_sha256(path: Path) -> str:
+    """SHA-256 of the configuration file's bytes (lowercase hex)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_coordinates(latitude: float, longitude: float) -> None:
+    """Raise ``ValueError`` unless the coordinates are on Earth."""
+    if not -90.0 <= latitude <= 90.0:
+        raise ValueError(f"latitude {latitude:g} is not within -90–90")
+    if not -180.0 <= longitude <= 180.0:
+        raise ValueError(f"longitude {longitude:g} is not within -180–180")
+
+
+def open_db(data_dir: Path) -> sqlite3.Connection:
+    """Open the bridge database for writing, with the deployment table."""
+    conn = db.connect(db.db_path(data_dir))
+    db.ensure_schema(conn, SCHEMA)
+    return conn
+
+
+def open_db_readonly(data_dir: Path) -> sqlite3.Connection | None:
+    """Open the bridge database read-only; ``None`` if it does not exist yet.
+
+    Used by ``deployment status`` while the daemon writes: nothing is created,
+    the schema is not touched.
+    """
+    path = db.db_path(data_dir)
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _row(row: tuple[object, ...]) -> Deployment:
+    (id_, name, lat, lon, started, ended, device, version, sha, cfg) = row
+    return Deployment(
+        id=int(str(id_)),
+        name=str(name),
+        latitude=float(str(lat)),
+        longitude=float(str(lon)),
+        started=parse_utc(str(started)),
+        ended=None if ended is None else parse_utc(str(ended)),
+        device_id=str(device),
+        software_version=str(version),
+        config_sha256=str(sha),
+        config_path=str(cfg),
+    )
+
+
+def _has_table(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deployment'"
+    ).fetchone()
+    return found is not None
+
+
+def current(conn: sqlite3.Connection) -> Deployment | None:
+    """The open deployment, if any."""
+    if not _has_table(conn):
+        return None
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM deployment WHERE ended IS NULL ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
+    ).fetchone()
+    return None if row is None else _row(row)
+
+
+def latest(conn: sqlite3.Connection) -> Deployment | None:
+    """The most recent deployment, open or closed."""
+    if not _has_table(conn):
+        return None
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM deployment ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
+    ).fetchone()
+    return None if row is None else _row(row)
+
+
+def history(conn: sqlite3.Connection) -> list[Deployment]:
+    """Every deployment, oldest first."""
+    if not _has_table(conn):
+        return []
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM deployment ORDER BY id").fetchall()  # noqa: S608 - constant column list, no user input
+    return [_row(r) for r in rows]
+
+
+def start(conn: sqlite3.Connection, record: Deployment) -> tuple[Deployment, Deployment | None]:
+    """Open ``record``; close the deployment that was still open (returned second)."""
+    check_coordinates(record.latitude, record.longitude)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        previous = current(conn)
+        if previous is not None:
+            conn.execute(
+                "UPDATE deployment SET ended = ? WHERE id = ?",
+                (isoformat_utc(record.started), previous.id),
+            )
+            previous = replace(previous, ended=record.started)
+        cursor = conn.execute(
+            "INSERT INTO deployment (name, latitude, longitude, started, ended, device_id, "
+            "software_version, config_sha256, config_path) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            (
+                record.name,
+                record.latitude,
+                record.longitude,
+                isoformat_utc(record.started),
+                record.device_id,
+                record.software_version,
+                record.config_sha256,
+                record.config_path,
+            ),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return replace(record, id=cursor.lastrowid, ended=None), previous
+
+
+def close(conn: sqlite3.Connection, ended: datetime) -> Deployment | None:
+    """Close the open deployment at ``ended``; ``None`` if none was open."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        open_one = current(conn)
+        if open_one is not None:
+            conn.execute(
+                "UPDATE deployment SET ended = ? WHERE id = ?",
+                (isoformat_utc(ended), open_one.id),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return None if open_one is None else replace(open_one, ended=ended)
