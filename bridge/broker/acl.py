@@ -1,15 +1,27 @@
 """ACL ``user`` blocks for each role (the templates behind ``mosquitto/acl``).
 
-Mosquitto's ``pattern`` substitution only inserts the whole user name (``%u``)
-or client id (``%c``); our topics use the bare device/client id while user names
-carry the role (``bridge-<id>``), and a pattern applies to *every* user, so a
-client id chosen by a hostile client could widen its rights.  Per-identity
-``user`` blocks are therefore generated here, from one template per role.
+Why per-identity blocks and not ``pattern`` lines: Mosquitto substitutes only the
+*whole* user name (``%u``) or client id (``%c``) into a pattern, and a pattern
+applies to every user.  Our topics use the bare id (``powerbridge/<device_id>/``)
+while user names carry the role (``bridge-<device_id>``), so no ``%u`` pattern
+can name a bridge's own topics.  A ``%c`` pattern could, but the client id is
+chosen by the connecting client: a shutdown client that connects with client id
+``rack-a`` would be granted bridge ``rack-a``'s topics.  The one place where the
+user name *is* the topic level — a shutdown client's discovery ``node_id``,
+``client-<id>`` — would give every bridge, Home Assistant and the archiver a
+write grant on ``<prefix>/+/<their own user name>/#`` too, which is harmless
+only while no device id ever equals another role's user name.  Explicit blocks
+cost one block per identity, are generated here from one template per role,
+and are proven by the role-matrix test (``tests/broker/test_acl_matrix.py``).
 """
 
 from __future__ import annotations
 
+import re
+
+from bridge.errors import UsageError
 from bridge.mqtt.contract import (
+    ALL_CLIENTS,
     CLIENTS_LEVEL,
     DEFAULT_BASE,
     DEFAULT_DISCOVERY_PREFIX,
@@ -20,6 +32,9 @@ IDENTITY_MARKER = (
     "# ---- identities (managed by `powerbridge broker add-bridge` / `add-client`) ----"
 )
 
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_USER_LINE = re.compile(r"^\s*user\s+(.+?)\s*$", re.MULTILINE)
+
 
 def bridge_user(device_id: str) -> str:
     return f"bridge-{device_id}"
@@ -29,10 +44,51 @@ def client_user(client_id: str) -> str:
     return f"client-{client_id}"
 
 
+def _check_id(kind: str, value: str) -> str:
+    if not _ID.match(value):
+        raise UsageError(
+            f"{kind} id {value!r}: expected 1–64 characters of A–Z, a–z, 0–9, '_' or '-'"
+        )
+    return value
+
+
+def check_bridge_id(device_id: str) -> str:
+    """A device id that is safe as a topic level, a user name suffix and a discovery node id.
+
+    ``clients`` is the clients' topic level, and an id starting with ``client-``
+    would be a shutdown client's discovery ``node_id``: both would let the bridge
+    write where a client does.
+    """
+    _check_id("bridge", device_id)
+    if device_id == CLIENTS_LEVEL or device_id.startswith(client_node_id("")):
+        raise UsageError(
+            f"bridge id {device_id!r} is reserved "
+            f"({CLIENTS_LEVEL!r} and 'client-…' belong to shutdown clients)"
+        )
+    return device_id
+
+
+def check_client_id(client_id: str) -> str:
+    """A client id; ``all`` addresses every client in commands, so no client may own it."""
+    _check_id("client", client_id)
+    if client_id == ALL_CLIENTS:
+        raise UsageError(f"client id {ALL_CLIENTS!r} is reserved (commands to every client)")
+    return client_id
+
+
+def acl_users(text: str) -> set[str]:
+    """The user names that have a ``user`` block in an ACL file."""
+    return {m.group(1) for m in _USER_LINE.finditer(text)}
+
+
 def bridge_block(
     device_id: str, base: str = DEFAULT_BASE, prefix: str = DEFAULT_DISCOVERY_PREFIX
 ) -> str:
-    """A bridge publishes only under its own topics and reads only its commands."""
+    """A bridge publishes only under its own topics and reads only its own topics.
+
+    It reads its own root (``cmd/#`` and its own retained messages, e.g. to clear
+    stale ones) and Home Assistant's birth message, to republish discovery.
+    """
     root = f"{base}/{device_id}"
     return "\n".join(
         [
@@ -58,7 +114,7 @@ def client_block(
             f"topic read {base}/+/mains",
             f"topic read {base}/+/events",
             f"topic readwrite {root}/#",
-            f"topic read {base}/{CLIENTS_LEVEL}/all/cmd/#",
+            f"topic read {base}/{CLIENTS_LEVEL}/{ALL_CLIENTS}/cmd/#",
             f"topic write {prefix}/+/{node}/#",
             f"topic read {prefix}/status",
             "",

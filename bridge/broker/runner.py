@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from bridge.broker import passwd
-from bridge.broker.acl import IDENTITY_MARKER, bridge_block, bridge_user, client_block, client_user
+from bridge.broker.acl import bridge_user, client_user
+from bridge.broker.directory import BrokerDirectory, Report
 from bridge.errors import PowerbridgeError
 
 SEARCH_PATH = (
@@ -29,6 +29,10 @@ SEARCH_PATH = (
     "/opt/homebrew/sbin",
     "/usr/local/opt/mosquitto/sbin",
 )
+TEST_HOSTS = ("localhost", "127.0.0.1")
+"""Names in a private instance's server certificate (its listeners are on loopback)."""
+OBSERVER_BLOCK = "user observer\ntopic read #\n"
+"""Tests' privileged subscriber: reads every topic (``#`` does not match ``$SYS``)."""
 INSTALL_HINT = (
     "mosquitto not found on PATH or in /usr/sbin. Install it: "
     "`sudo apt-get install -y mosquitto` (Debian/Ubuntu/Raspberry Pi OS), "
@@ -82,8 +86,9 @@ class BrokerSetup:
     observer: bool = True
     """Add an ``observer`` user that may read everything (tests' privileged subscriber)."""
     tls: bool = False
-    """Keep the TLS listener (needs ``tls_dir`` with ca.crt, server.crt, server.key)."""
+    """Keep the TLS listener; its CA and server certificate are made unless ``tls_dir`` is set."""
     tls_dir: Path | None = None
+    """Existing ca.crt, server.crt and server.key to use instead."""
 
 
 @dataclass
@@ -96,6 +101,8 @@ class Mosquitto:
     credentials: dict[str, Credentials] = field(default_factory=dict)
     host: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = None
+    tls_dir: Path | None = None
+    """Directory with ``ca.crt`` (the CA a TLS client must trust), when TLS is on."""
 
     # -- role accessors -------------------------------------------------------------
     def bridge(self, device_id: str = "test-bridge") -> Credentials:
@@ -115,6 +122,13 @@ class Mosquitto:
     @property
     def observer(self) -> Credentials:
         return self.credentials["observer"]
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate of the TLS listener (``ValueError`` when TLS is off)."""
+        if self.tls_dir is None or self.tls_port is None:
+            raise ValueError("this broker has no TLS listener (BrokerSetup(tls=True))")
+        return self.tls_dir / "ca.crt"
 
     @property
     def config_file(self) -> Path:
@@ -210,33 +224,16 @@ def render_conf(
         if not words or line.startswith("#"):
             out.append(raw)
             continue
-        key = words[0]
-        if key == "listener":
+        if words[0] == "listener":
             in_tls_listener = len(words) == 2 or words[1] == "8883"
-            if in_tls_listener and tls_port is None:
-                out.append(f"# (TLS listener left out) {raw}")
-                continue
-            out.append(
-                f"listener {tls_port} 127.0.0.1"
-                if in_tls_listener
-                else f"listener {port} 127.0.0.1"
-            )
-            continue
         if in_tls_listener and tls_port is None:
             out.append(f"# (TLS listener left out) {raw}")
-            continue
-        if key in ("cafile", "certfile", "keyfile"):
-            if tls_dir is None:
-                raise ValueError("TLS listener requested without tls_dir")
-            out.append(f"{key} {tls_dir / Path(words[1]).name}")
-        elif key == "password_file":
-            out.append(f"password_file {directory / 'passwd'}")
-        elif key == "acl_file":
-            out.append(f"acl_file {directory / 'acl'}")
-        elif key == "persistence_location":
-            out.append(f"persistence_location {directory}/")
+        elif words[0] == "listener":
+            out.append(f"listener {tls_port if in_tls_listener else port} 127.0.0.1")
         else:
-            out.append(raw)
+            out.append(_private_path(words, raw, directory, tls_dir))
+    if not any(line.split()[:1] == ["persistence_location"] for line in out):
+        out.append(f"persistence_location {directory}/")
     out.append(f"pid_file {directory / 'mosquitto.pid'}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # Started as root, mosquitto would switch to the `mosquitto` user, which cannot
@@ -250,30 +247,58 @@ def render_conf(
     return "\n".join(out) + "\n"
 
 
+def _private_path(words: list[str], raw: str, directory: Path, tls_dir: Path | None) -> str:
+    key = words[0]
+    if key in ("cafile", "certfile", "keyfile"):
+        if tls_dir is None:
+            raise ValueError("TLS listener requested without tls_dir")
+        return f"{key} {tls_dir / Path(words[1]).name}"
+    if key == "password_file":
+        return f"password_file {directory / 'passwd'}"
+    if key == "acl_file":
+        return f"acl_file {directory / 'acl'}"
+    if key == "persistence_location":
+        return f"persistence_location {directory}/"
+    return raw
+
+
 def prepare(
     directory: Path, setup: BrokerSetup | None = None, port: int | None = None
 ) -> Mosquitto:
-    """Render configuration, ACL and passwords into ``directory``; return the (stopped) broker."""
+    """Render configuration, ACL and passwords into ``directory``; return the (stopped) broker.
+
+    The password file, ACL and (with ``tls`` and no ``tls_dir``) the CA and server
+    certificate are made by :class:`~bridge.broker.directory.BrokerDirectory`, the
+    same code as ``powerbridge broker init``, from the shipped files.
+    """
     setup = setup or BrokerSetup()
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     tls_port = free_port() if setup.tls else None
-    conf = render_conf(shipped_file("powerbridge.conf"), directory, port, tls_port, setup.tls_dir)
-    (directory / "mosquitto.conf").write_text(conf, encoding="utf-8")
-
-    acl = shipped_file("acl")
-    if IDENTITY_MARKER not in acl:
-        raise PowerbridgeError("mosquitto/acl lacks the identity marker line")
-    blocks = [bridge_block(d) for d in setup.bridges] + [client_block(c) for c in setup.clients]
+    store = BrokerDirectory(directory)
+    store.init(
+        conf_template=shipped_file("powerbridge.conf"),
+        acl_template=shipped_file("acl"),
+        bridges=setup.bridges,
+        clients=setup.clients,
+        with_tls=setup.tls and setup.tls_dir is None,
+        hosts=list(TEST_HOSTS),
+    )
+    report = Report()
     if setup.observer:
-        blocks.append("user observer\ntopic read #\n")
-    (directory / "acl").write_text(acl.rstrip("\n") + "\n\n" + "\n".join(blocks), encoding="utf-8")
+        store.ensure_user("observer", OBSERVER_BLOCK, report)
+    tls_dir = setup.tls_dir or (directory if setup.tls else None)
+    conf = render_conf(shipped_file("powerbridge.conf"), directory, port, tls_port, tls_dir)
+    (directory / "mosquitto.conf").write_text(conf, encoding="utf-8")
 
     users = [bridge_user(d) for d in setup.bridges] + [client_user(c) for c in setup.clients]
     users += ["homeassistant", "archiver"] + (["observer"] if setup.observer else [])
-    creds = {user: Credentials(user, passwd.new_password()) for user in users}
-    lines = [passwd.hash_entry(c.username, c.password) for c in creds.values()]
-    password_file = directory / "passwd"
-    password_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    password_file.chmod(0o600)
-    return Mosquitto(directory=directory, port=port, tls_port=tls_port, credentials=creds)
+    creds: dict[str, Credentials] = {}
+    for user in users:
+        password = store.password(user)
+        if password is None:
+            raise PowerbridgeError(f"no credentials file for {user} in {directory}")
+        creds[user] = Credentials(user, password)
+    return Mosquitto(
+        directory=directory, port=port, tls_port=tls_port, credentials=creds, tls_dir=tls_dir
+    )
