@@ -553,3 +553,16 @@ class DeploymentPayload:
             config_sha256=_field(data, "config_sha256", str),
             ended=_time(data, "ended") if data.get("ended") is not None else None,
         )
+
+
+# --------------------------------------------------------------------------- spooled batches
+
+
+def encode_sample_batch(device: str, bodies: list[bytes]) -> bytes:
+    """A ``samples`` batch from already encoded sample objects (the spool stores those).
+
+    Byte-identical to :func:`encode_samples` of the same samples (canonical JSON,
+    keys sorted: ``device``, ``samples``, ``v``), without decoding and re-encoding.
+    """
+    head = b'{"device":' + json.dumps(device).encode() + b',"samples":['
+    return head + b",".join(bodies) + b'],"v":%d}' % PAYLOAD_VERSION

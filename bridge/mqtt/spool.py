@@ -1,0 +1,393 @@
+"""The durable store-and-forward spool: nothing is published before it is on disk.
+
+Every sample and every outage event gets a sequence number and is committed to
+the bridge's SQLite database (WAL) *before* it is handed to MQTT; it leaves the
+spool only when the broker has acknowledged it (QoS 1 PUBACK).  Sequence numbers
+are shared by samples and events, persistent and strictly increasing, so a
+consumer detects gaps and drops duplicates (delivery is at least once).
+
+Durability and SD-card wear
+---------------------------
+Each sample is its own small transaction, committed with ``synchronous=NORMAL``:
+the commit appends a frame to the WAL with ``write()`` and no ``fsync``.  A
+committed transaction is then in the operating system's page cache, so it
+survives a crash or ``SIGKILL`` of the bridge.  What a *power cut of the Pi*
+can lose is what the kernel had not yet written: the spool makes a *sync point*
+(one commit with ``synchronous=FULL``, i.e. one ``fsync`` of the WAL) at most once
+per ``spool.flush_interval``, and only when something was written since the last
+one.  A WAL checkpoint, which costs two ``fsync`` calls (WAL and database), takes
+the place of a sync point every :data:`CHECKPOINT_COMMITS` commits and pushes the
+next sync point back by one interval, so that the bridge never makes more than one
+``fsync`` per ``flush_interval`` on average.  A power cut therefore loses at most
+the samples of the last ``flush_interval`` (twice that right after a checkpoint),
+and acknowledgements of that period (those samples are sent again: duplicates,
+never gaps in what was already durable).
+
+Acknowledgements are applied lazily, inside the next write, so that a sample's
+insertion and the deletion of the previous one touch the same page.
+
+Bounds
+------
+Undelivered items older than ``spool.max_age`` (by their wall-clock time) and,
+when the database grows beyond ``spool.max_size_mb``, the oldest undelivered
+*samples* are deleted.  Every such item is counted in :attr:`Spool.dropped`
+(persistent, reported in ``health``) and logged: never silently.
+
+The spool is not thread-safe: one thread (the daemon's main loop) owns it.  It
+uses a connection of its own, because it switches ``synchronous`` per transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bridge.clock import Clock, SystemClock
+from bridge.config.bridge import SpoolConfig
+from bridge.db import connect, db_path, ensure_schema
+from bridge.log import RepeatedFailure
+from bridge.model import Reading
+from bridge.mqtt.contract import READING_FIELDS, SamplePayload, dumps
+
+log = logging.getLogger(__name__)
+
+KIND_SAMPLE: Final = 0
+KIND_EVENT: Final = 1
+
+CHECKPOINT_COMMITS: Final = 2000
+"""Commits between two WAL checkpoints (about 8 MB of WAL at most)."""
+PRUNE_INTERVAL_S: Final = 60.0
+"""How often the age and size bounds are enforced."""
+SIZE_HEADROOM: Final = 0.9
+"""When over ``max_size_mb``, delete down to this fraction of it."""
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS spool_items (
+    seq INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    created REAL NOT NULL,
+    body BLOB NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS spool_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolItem:
+    """One spooled message: a sample (its JSON object inside a batch) or an event (a payload)."""
+
+    seq: int
+    kind: int
+    body: bytes
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind == KIND_EVENT
+
+
+def sample_body(seq: int, reading: Reading) -> bytes:
+    """The canonical JSON of one sample as it appears in a ``samples`` batch."""
+    values = {name: getattr(reading, name) for name in READING_FIELDS}
+    return dumps(SamplePayload(seq, reading.time, reading.channel, values).to_dict())
+
+
+def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges: ``[1, 2, 3, 7]`` → ``[(1, 3), (7, 7)]``."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
+
+
+class Spool:
+    """The spool on one SQLite connection (see the module docstring)."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, config: SpoolConfig, *, clock: Clock | None = None
+    ) -> None:
+        self._conn = conn
+        self._config = config
+        self._clock: Clock = clock or SystemClock()
+        ensure_schema(conn, SCHEMA)
+        # Checkpoints are ours (at sync points), not SQLite's after an arbitrary commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        # A delivered row is kept only when it is the newest (it carries the sequence
+        # high-water mark); older ones are leftovers of an interrupted run.
+        conn.execute(
+            "DELETE FROM spool_items WHERE delivered = 1"
+            " AND seq < (SELECT MAX(seq) FROM spool_items)"
+        )
+        top = conn.execute(
+            "SELECT seq, delivered FROM spool_items ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self._last_seq = int(top[0]) if top is not None else 0
+        self._tombstone: int | None = int(top[0]) if top is not None and top[1] else None
+        self._depth = int(
+            conn.execute("SELECT COUNT(*) FROM spool_items WHERE delivered = 0").fetchone()[0]
+        )
+        row = conn.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
+        self._dropped = int(row[0]) if row else 0
+        self._acked: set[int] = set()
+        self._dirty = False
+        self._next_sync = self._clock.monotonic()
+        self._commits_since_checkpoint = 0
+        self._next_prune = self._clock.monotonic()
+        self._over_limit = RepeatedFailure(log, "spool over its bounds, dropping oldest items")
+        self.sync_points = 0
+        """Sync points made (each one ``fsync``; a checkpoint two)."""
+        self.checkpoints = 0
+
+    @classmethod
+    def open(cls, data_dir: Path, config: SpoolConfig, *, clock: Clock | None = None) -> Spool:
+        """Open the spool in the bridge's database under ``data_dir`` (own connection)."""
+        return cls(connect(db_path(data_dir)), config, clock=clock)
+
+    # ------------------------------------------------------------------ figures
+    @property
+    def depth(self) -> int:
+        """Items not yet acknowledged by the broker."""
+        return max(0, self._depth - len(self._acked))
+
+    @property
+    def dropped(self) -> int:
+        """Items deleted undelivered because of the age or size bound (persistent)."""
+        return self._dropped
+
+    @property
+    def last_seq(self) -> int:
+        """The highest sequence number handed out (0 before the first)."""
+        return self._last_seq
+
+    @property
+    def next_seq(self) -> int:
+        return self._last_seq + 1
+
+    # ------------------------------------------------------------------ writing
+    def add_sample(self, reading: Reading) -> SpoolItem:
+        """Commit a reading as the next sample; return it (ready to publish)."""
+        seq = self._last_seq + 1
+        item = SpoolItem(seq, KIND_SAMPLE, sample_body(seq, reading))
+        self._insert(item, reading.time.timestamp())
+        return item
+
+    def add_event(self, build: Callable[[int], bytes], created: float | None = None) -> SpoolItem:
+        """Commit an event whose payload ``build(seq)`` makes; return it (ready to publish)."""
+        seq = self._last_seq + 1
+        item = SpoolItem(seq, KIND_EVENT, build(seq))
+        when = created if created is not None else self._clock.utcnow().timestamp()
+        self._insert(item, when)
+        return item
+
+    def _insert(self, item: SpoolItem, created: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO spool_items (seq, kind, created, body) VALUES (?, ?, ?, ?)",
+                (item.seq, item.kind, created, item.body),
+            )
+
+        self._write(work, new_top=item.seq)
+        self._last_seq = item.seq
+        self._depth += 1
+
+    # ------------------------------------------------------------------ acknowledging
+    def acknowledge(self, seqs: Iterable[int]) -> None:
+        """The broker has these items: they leave the spool with the next write."""
+        self._acked.update(s for s in seqs if s <= self._last_seq)
+
+    # ------------------------------------------------------------------ reading
+    def backlog(
+        self, *, after: int, before: int, limit: int, exclude: set[int] | None = None
+    ) -> list[SpoolItem]:
+        """Undelivered items with ``after < seq < before``, oldest first, at most ``limit``.
+
+        Items in ``exclude`` (in flight) and items already acknowledged are skipped.
+        """
+        out: list[SpoolItem] = []
+        cursor = after
+        skip = self._acked if not exclude else self._acked | exclude
+        while len(out) < limit:
+            rows = self._conn.execute(
+                "SELECT seq, kind, body FROM spool_items"
+                " WHERE seq > ? AND seq < ? AND delivered = 0 ORDER BY seq LIMIT ?",
+                (cursor, before, limit - len(out)),
+            ).fetchall()
+            if not rows:
+                break
+            for seq, kind, body in rows:
+                cursor = seq
+                if seq not in skip:
+                    out.append(SpoolItem(int(seq), int(kind), bytes(body)))
+        return out
+
+    # ------------------------------------------------------------------ maintenance
+    def tick(self) -> None:
+        """Call often from the owning loop: sync point when due, bounds every minute."""
+        now = self._clock.monotonic()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_S
+            self.prune()
+        if (self._dirty or self._acked) and now >= self._next_sync:
+            self._write(self._touch, force_sync=True)
+
+    def flush(self) -> None:
+        """Apply acknowledgements and make a sync point now (on the way out)."""
+        if self._dirty or self._acked:
+            self._write(self._touch, force_sync=True, ignore_budget=True)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+
+    @staticmethod
+    def _touch(conn: sqlite3.Connection) -> None:
+        del conn  # a sync point with only acknowledgements (or nothing) to write
+
+    def prune(self) -> int:
+        """Enforce ``max_age`` and ``max_size_mb``; return how many items were dropped."""
+        dropped = self._prune_age() + self._prune_size()
+        if dropped:
+            self._dropped += dropped
+            self._conn.execute(
+                "INSERT INTO spool_meta (key, value) VALUES ('dropped', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (self._dropped,),
+            )
+            self._dirty = True
+            self._over_limit.failed(
+                f"dropped {dropped} undelivered item(s), {self._dropped} in all"
+            )
+        elif self._over_limit.failing:
+            self._over_limit.recovered()
+        return dropped
+
+    def _prune_age(self) -> int:
+        """Delete undelivered items older than ``max_age``, scanning from the oldest."""
+        cutoff = self._clock.utcnow().timestamp() - self._config.max_age
+        dropped = 0
+        while True:
+            rows = self._conn.execute(
+                "SELECT seq, created FROM spool_items WHERE delivered = 0 AND seq < ?"
+                " ORDER BY seq LIMIT 5000",
+                (self._last_seq,),
+            ).fetchall()
+            old = [seq for seq, created in rows if created < cutoff]
+            if not old:
+                return dropped
+            removed = 0
+            for lo, hi in ranges(old):
+                removed += self._conn.execute(
+                    "DELETE FROM spool_items WHERE seq BETWEEN ? AND ? AND delivered = 0",
+                    (lo, hi),
+                ).rowcount
+            self._depth -= removed
+            dropped += removed
+            if len(old) < len(rows):
+                return dropped  # reached items that are young enough (time order ≈ seq order)
+
+    def used_bytes(self) -> int:
+        """Bytes of the database in use (the spool dominates it)."""
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def _prune_size(self) -> int:
+        limit = self._config.max_size_mb * 1_000_000
+        used = self.used_bytes()
+        if used <= limit or self._depth <= 0:
+            return 0
+        per_item = used / max(1, self._depth)
+        count = max(1, int((used - limit * SIZE_HEADROOM) / per_item))
+        cur = self._conn.execute(
+            "DELETE FROM spool_items WHERE seq IN ("
+            " SELECT seq FROM spool_items WHERE kind = ? AND delivered = 0 AND seq < ?"
+            " ORDER BY seq LIMIT ?)",
+            (KIND_SAMPLE, self._last_seq, count),
+        )
+        self._depth -= cur.rowcount
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ transactions
+    def _write(
+        self,
+        work: Callable[[sqlite3.Connection], None],
+        *,
+        new_top: int | None = None,
+        force_sync: bool = False,
+        ignore_budget: bool = False,
+    ) -> None:
+        """One transaction: ``work``, then pending acknowledgements; a sync point if due."""
+        now = self._clock.monotonic()
+        sync = (force_sync or self._dirty) and (ignore_budget or now >= self._next_sync)
+        checkpoint = sync and self._commits_since_checkpoint >= CHECKPOINT_COMMITS
+        conn = self._conn
+        if sync and not checkpoint:
+            conn.execute("PRAGMA synchronous=FULL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                work(conn)
+                removed, tombstone = self._apply_acks(
+                    conn, new_top if new_top is not None else self._last_seq
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if sync and not checkpoint:
+                conn.execute("PRAGMA synchronous=NORMAL")
+        self._depth -= removed
+        self._tombstone = tombstone
+        self._acked.clear()
+        self._commits_since_checkpoint += 1
+        if not sync:
+            self._dirty = True
+            return
+        cost = 1
+        if checkpoint:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._commits_since_checkpoint = 0
+            self.checkpoints += 1
+            cost = 2
+        self.sync_points += 1
+        self._dirty = False
+        self._next_sync = now + cost * self._config.flush_interval
+
+    def _apply_acks(self, conn: sqlite3.Connection, top: int) -> tuple[int, int | None]:
+        """Delete acknowledged rows; return (rows removed, the new tombstone)."""
+        tombstone = self._tombstone
+        removed = 0
+        for lo, hi in ranges(self._acked):
+            if hi == top:
+                # Keep the newest row (the sequence high-water mark), marked delivered.
+                removed += conn.execute(
+                    "UPDATE spool_items SET delivered = 1 WHERE seq = ? AND delivered = 0", (top,)
+                ).rowcount
+                tombstone = top
+                hi -= 1  # noqa: PLW2901 - the range is consumed here
+            if lo <= hi:
+                removed += conn.execute(
+                    "DELETE FROM spool_items WHERE seq BETWEEN ? AND ? AND delivered = 0",
+                    (lo, hi),
+                ).rowcount
+        if self._tombstone is not None and self._tombstone < top:
+            # A newer row now carries the high-water mark.
+            conn.execute("DELETE FROM spool_items WHERE seq = ?", (self._tombstone,))
+            if tombstone == self._tombstone:
+                tombstone = None
+        return removed, tombstone

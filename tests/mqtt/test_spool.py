@@ -1,0 +1,227 @@
+"""The durable spool: sequence numbers, acknowledgements, bounds, fsync budget, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+from bridge.clock import ManualClock
+from bridge.config.bridge import SpoolConfig
+from bridge.db import connect, db_path
+from bridge.model import Reading
+from bridge.mqtt.contract import (
+    EventPayload,
+    decode_samples,
+    encode_sample_batch,
+    encode_samples,
+)
+from bridge.mqtt.spool import KIND_EVENT, KIND_SAMPLE, Spool, ranges
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reading(clock: ManualClock, power: float = 100.0, channel: int = 1) -> Reading:
+    return Reading(
+        time=clock.utcnow(),
+        monotonic=clock.monotonic(),
+        meter="pzem004t",
+        channel=channel,
+        voltage_v=230.0,
+        power_w=power,
+        energy_wh=1000.0 + power,
+    )
+
+
+def open_spool(tmp_path: Path, clock: ManualClock, **settings: float) -> Spool:
+    return Spool.open(tmp_path, SpoolConfig(**settings), clock=clock)  # type: ignore[arg-type]
+
+
+def test_ranges() -> None:
+    assert ranges([7, 1, 3, 2, 2]) == [(1, 3), (7, 7)]
+    assert ranges([]) == []
+
+
+def test_sequence_is_shared_persistent_and_never_reused(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    first = spool.add_sample(reading(clock, 1.0))
+    event = spool.add_event(lambda seq: f'{{"seq":{seq}}}'.encode())
+    second = spool.add_sample(reading(clock, 2.0))
+    assert (first.seq, event.seq, second.seq) == (1, 2, 3)
+    assert (first.kind, event.kind) == (KIND_SAMPLE, KIND_EVENT)
+    assert event.body == b'{"seq":2}'
+    spool.acknowledge([1, 2, 3])
+    spool.flush()
+    assert spool.depth == 0
+    spool.close()
+    # Everything was delivered, yet a reopened spool continues after 3, not at 1.
+    again = open_spool(tmp_path, clock)
+    assert again.depth == 0
+    assert again.add_sample(reading(clock)).seq == 4
+    again.close()
+
+
+def test_sample_body_is_the_contract_shape(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    item = spool.add_sample(reading(clock, 42.5, channel=2))
+    raw = encode_sample_batch("dev", [item.body])
+    assert raw == encode_samples("dev", decode_samples(raw))  # byte-identical canonical JSON
+    batch = decode_samples(raw)
+    assert batch[0].seq == item.seq
+    assert batch[0].channel == 2
+    assert batch[0].values["power_w"] == 42.5
+    assert batch[0].ts == clock.utcnow()
+    assert json.loads(item.body)["ts"].endswith("Z")
+    spool.close()
+
+
+def test_acknowledged_items_leave_and_backlog_is_oldest_first(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    seqs = [spool.add_sample(reading(clock, float(i))).seq for i in range(10)]
+    assert spool.depth == 10
+    spool.acknowledge([2, 3, 9])
+    assert spool.depth == 7
+    items = spool.backlog(after=0, before=11, limit=4)
+    assert [i.seq for i in items] == [1, 4, 5, 6]
+    items = spool.backlog(after=0, before=11, limit=100, exclude={4, 5})
+    assert [i.seq for i in items] == [1, 6, 7, 8, 10]
+    assert [i.seq for i in spool.backlog(after=6, before=9, limit=100)] == [7, 8]
+    spool.flush()
+    spool.close()
+    reopened = open_spool(tmp_path, clock)
+    assert reopened.depth == 7
+    assert [i.seq for i in reopened.backlog(after=0, before=99, limit=100)] == [
+        s for s in seqs if s not in (2, 3, 9)
+    ]
+    reopened.close()
+
+
+def test_newest_row_keeps_the_high_water_mark_without_growing(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    for _ in range(50):
+        item = spool.add_sample(reading(clock))
+        spool.acknowledge([item.seq])
+    spool.flush()
+    rows = connect(db_path(tmp_path)).execute("SELECT COUNT(*) FROM spool_items").fetchone()[0]
+    assert rows == 1  # only the delivered tombstone of seq 50
+    spool.close()
+    assert open_spool(tmp_path, clock).next_seq == 51
+
+
+def test_age_bound_drops_and_counts(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, max_age=3600.0)
+    for _ in range(5):
+        spool.add_sample(reading(clock))
+    clock.advance(1800)
+    for _ in range(3):
+        spool.add_sample(reading(clock))
+    clock.advance(1801)
+    assert spool.prune() == 5
+    assert spool.dropped == 5
+    assert spool.depth == 3
+    assert [i.seq for i in spool.backlog(after=0, before=99, limit=99)] == [6, 7, 8]
+    spool.close()
+    assert open_spool(tmp_path, clock).dropped == 5  # the count is persistent
+
+
+def test_size_bound_drops_oldest_samples_not_events(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, max_size_mb=0.25)
+    event = EventPayload("dev", "outage_started", 0, 1, clock.utcnow(), clock.utcnow())
+    spool.add_event(lambda _seq: event.encode())
+    for _ in range(3_000):
+        spool.add_sample(reading(clock))
+    assert spool.used_bytes() > 250_000
+    dropped = spool.prune()
+    while spool.used_bytes() > 250_000:  # deleted pages are reused, not returned
+        more = spool.prune()
+        assert more > 0
+        dropped += more
+    assert dropped > 0
+    assert spool.dropped == dropped
+    assert spool.depth == 3_001 - dropped
+    oldest = spool.backlog(after=0, before=10**9, limit=2)
+    assert oldest[0].seq == 1  # the event survived
+    assert oldest[1].seq == dropped + 2
+    spool.close()
+
+
+def test_at_most_one_fsync_per_flush_interval(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, flush_interval=5.0)
+    for _ in range(3600):  # one hour at 1 Hz, each sample acknowledged promptly
+        item = spool.add_sample(reading(clock))
+        clock.advance(0.01)
+        spool.acknowledge([item.seq])
+        spool.tick()
+        clock.advance(0.99)
+    fsyncs = spool.sync_points + spool.checkpoints  # a checkpoint costs two
+    assert 700 <= fsyncs <= 720
+    assert spool.checkpoints >= 1
+    assert spool.depth == 0
+    spool.close()
+
+
+def test_idle_spool_makes_no_sync_points(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    spool.add_sample(reading(clock))
+    clock.advance(10)
+    spool.tick()
+    made = spool.sync_points
+    for _ in range(100):
+        clock.advance(10)
+        spool.tick()
+    assert spool.sync_points == made
+    spool.close()
+
+
+def test_committed_samples_survive_sigkill(tmp_path: Path) -> None:
+    """Samples are committed (no fsync needed) before add_sample returns."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.mqtt.test_spool import open_spool, reading
+        from bridge.clock import ManualClock
+        clock = ManualClock()
+        spool = open_spool(Path({str(tmp_path)!r}), clock, flush_interval=60.0)
+        for i in range(500):
+            spool.add_sample(reading(clock, float(i)))
+            if i == 99:
+                spool.acknowledge(range(1, 51))
+        print(spool.last_seq, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout.strip() == "500"
+    spool = open_spool(tmp_path, ManualClock())
+    assert spool.last_seq == 500
+    assert spool.depth == 450  # the acknowledgement of 1..50 was applied with sample 101
+    items = spool.backlog(after=0, before=10**9, limit=1000)
+    assert [i.seq for i in items] == list(range(51, 501))
+    spool.close()
+
+
+def test_wall_clock_jump_does_not_reorder(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    spool.add_sample(reading(clock))
+    clock.jump_wall(-timedelta(days=1).total_seconds())
+    spool.add_sample(reading(clock))
+    assert [i.seq for i in spool.backlog(after=0, before=9, limit=9)] == [1, 2]
+    spool.close()
