@@ -34,6 +34,7 @@ MAINS_REFRESH_S: Final = 30.0
 
 QOS_STATUS: Final = 1
 QOS_MAINS: Final = 1
+QOS_OUTAGE: Final = 1
 QOS_EVENTS: Final = 1
 QOS_SAMPLES: Final = 1
 QOS_STATE: Final = 0
@@ -65,6 +66,11 @@ class BridgeTopics:
     def mains(self) -> str:
         """Retained QoS 1 :class:`MainsPayload`."""
         return f"{self.root}/mains"
+
+    @property
+    def outage(self) -> str:
+        """Retained QoS 1 :func:`encode_outage`: when the open outage started (or ``null``)."""
+        return f"{self.root}/outage"
 
     @property
     def state(self) -> str:
@@ -566,3 +572,25 @@ def encode_sample_batch(device: str, bodies: list[bytes]) -> bytes:
     """
     head = b'{"device":' + json.dumps(device).encode() + b',"samples":['
     return head + b",".join(bodies) + b'],"v":%d}' % PAYLOAD_VERSION
+
+
+# --------------------------------------------------------------------------- outage
+
+
+def encode_outage(device: str, since: datetime | None, seq: int) -> bytes:
+    """Retained ``outage``: ``{"v":1,"device":…,"since":<start of the open outage>|null,"seq":…}``.
+
+    Published only once the bridge has announced a mains state; ``since`` is the
+    first edge of the open outage, ``null`` while the mains is on; ``seq`` is the
+    ``mains`` sequence number it belongs to.  It exists so that Home Assistant's
+    "Outage started" timestamp entity is fed only when its value changes (the
+    ``mains`` topic is refreshed every 30 s).
+    """
+    return dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "device": device,
+            "since": None if since is None else isoformat_utc(since),
+            "seq": seq,
+        }
+    )

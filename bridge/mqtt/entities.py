@@ -3,7 +3,7 @@
 The Home Assistant discovery payloads (:mod:`bridge.mqtt.discovery`) and the
 custom component's descriptions are generated from :data:`BRIDGE_ENTITIES`;
 nothing else lists entities.  ``source`` names the topic the value comes from
-(``state``, ``mains`` or ``health``) and ``field`` the key in its JSON payload.
+(``state``, ``mains``, ``outage`` or ``health``) and ``field`` the key in its JSON payload.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 Component = Literal["sensor", "binary_sensor"]
-Source = Literal["state", "mains", "health"]
+Source = Literal["state", "mains", "outage", "health"]
 Requires = Literal["always", "meter", "channel"]
 
 
@@ -57,10 +57,12 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
         key="mains", component="binary_sensor", name="Mains", source="mains", field="state",
         device_class="power", template="{{ 'ON' if value_json.state == 'on' else 'OFF' }}",
     ),
+    # Fed by the `outage` topic (published on changes only), not by `mains` (refreshed
+    # every 30 s): Home Assistant before 2024.10 logs a warning for each `None` it gets
+    # on a timestamp sensor, which `mains` would cause twice a minute while power is on.
     EntityDescription(
-        key="outage_started", component="sensor", name="Outage started", source="mains",
+        key="outage_started", component="sensor", name="Outage started", source="outage",
         field="since", device_class="timestamp", icon="mdi:power-plug-off",
-        template="{{ value_json.since if value_json.state == 'off' else None }}",
     ),
     EntityDescription(
         key="last_outage_duration", component="sensor", name="Last outage duration",
