@@ -42,8 +42,9 @@ UNIT_SEARCH_PATH = (
 )
 
 TOOL_PATH_ENV = "POWERBRIDGE_TOOL_PATH"
-"""Directory searched first for ``systemctl``/``systemd-sysusers``/``udevadm``; when set,
-the host counts as running systemd.  For tests and for unusual installations."""
+"""Directories (``PATH`` syntax) holding ``systemctl``, ``systemd-sysusers`` and ``udevadm``
+instead of ``PATH``; when set, the host counts as running systemd if ``systemctl`` is
+there.  For tests and for unusual installations."""
 
 # Kernel device classes (names in /proc/devices) for DeviceAllow=, by tty name prefix.
 _TTY_CLASSES = (
@@ -274,10 +275,9 @@ class Host:
         return Path("/run/systemd/system").is_dir() and self.which("systemctl") is not None
 
     def which(self, tool: str) -> str | None:
+        """The tool's path; with a tool path set, only that directory is searched."""
         if self._tool_path:
-            found = shutil.which(tool, path=self._tool_path)
-            if found:
-                return found
+            return shutil.which(tool, path=self._tool_path)
         return shutil.which(tool)
 
     def run(self, tool: str, *args: str) -> ToolResult:
