@@ -14,6 +14,7 @@ import minimalmodbus
 import serial
 
 from bridge.errors import MeterDisconnectedError, MeterProtocolError, MeterTimeoutError
+from bridge.meters._serial import os_error
 from bridge.meters.base import MeterDriver
 
 READ_INPUT_REGISTERS = 0x04
@@ -63,7 +64,7 @@ class ModbusMeterDriver(MeterDriver):
         except serial.SerialTimeoutException as exc:
             raise MeterTimeoutError(f"cannot send to the {self.describe()}: {exc}") from exc
         except (serial.SerialException, OSError, termios.error) as exc:
-            raise MeterDisconnectedError(f"lost the {self.describe()}: {exc}") from exc
+            raise MeterDisconnectedError(f"lost the {self.describe()}: {os_error(exc)}") from exc
         except (ValueError, TypeError) as exc:  # minimalmodbus decoding a malformed reply
             raise MeterProtocolError(f"invalid reply from the {self.describe()}: {exc}") from exc
         if len(registers) != count:  # pragma: no cover - minimalmodbus checks the length

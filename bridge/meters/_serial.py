@@ -94,3 +94,11 @@ def explain_open_error(port: str, exc: BaseException) -> str:
     if code == errno.ENOENT or "No such file" in text:
         return f"serial port {port} not found (unplugged? run `powerbridge meter list`)"
     return f"cannot open {port}: {text}"
+
+
+def os_error(exc: BaseException) -> str:
+    """``Input/output error`` rather than ``(5, 'Input/output error')`` (termios errors)."""
+    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1]
+    return str(exc) or type(exc).__name__

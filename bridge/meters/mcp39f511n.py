@@ -47,6 +47,7 @@ import termios
 import serial
 
 from bridge.errors import MeterDisconnectedError, MeterProtocolError, MeterTimeoutError
+from bridge.meters._serial import os_error
 from bridge.meters.base import MeterDriver, Quantities, check_range
 from bridge.model import Reading
 
@@ -227,7 +228,7 @@ class Mcp39f511nDriver(MeterDriver):
         except serial.SerialTimeoutException as exc:
             raise MeterTimeoutError(f"cannot send to the {self.describe()}: {exc}") from exc
         except (serial.SerialException, OSError, termios.error) as exc:
-            raise MeterDisconnectedError(f"lost the {self.describe()}: {exc}") from exc
+            raise MeterDisconnectedError(f"lost the {self.describe()}: {os_error(exc)}") from exc
         if not reply:
             raise MeterTimeoutError(
                 f"no answer from the {self.describe()} within {self.timeout:g} s"
