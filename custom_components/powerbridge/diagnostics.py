@@ -1,0 +1,28 @@
+"""Diagnostics download: the entry, what the component knows, secrets redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_SIGNING_KEY, DOMAIN
+from .runtime import BridgeRuntime
+
+TO_REDACT = {CONF_SIGNING_KEY, "sig"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: ConfigEntry
+) -> dict[str, Any]:
+    runtime: BridgeRuntime = hass.data[DOMAIN][entry.entry_id]
+    return {
+        "entry": {
+            "title": entry.title,
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": async_redact_data(dict(entry.options), TO_REDACT),
+        },
+        "bridge": async_redact_data(runtime.diagnostics(), TO_REDACT),
+    }

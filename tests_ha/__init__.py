@@ -1,0 +1,1 @@
+"""Tests of the powerbridge custom component against real Home Assistant core."""

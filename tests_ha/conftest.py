@@ -1,0 +1,190 @@
+"""Fixtures: real Home Assistant (pytest-homeassistant-custom-component), MQTT mocked at
+the paho client, payloads built with the bridge's own encoders (``bridge.mqtt.contract``).
+
+The device ids are those of a small installation: a bridge ``rack-a`` in the server
+rack, shutdown clients ``office-pc`` and ``nas``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bridge.model import MainsState
+from bridge.mqtt.contract import EventPayload, MainsPayload, encode_client_state, encode_state
+from custom_components.powerbridge.const import (
+    CONF_BASE_TOPIC,
+    CONF_DEVICE_ID,
+    DOMAIN,
+)
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+)
+
+DEVICE_ID = "rack-a"
+BASE = "powerbridge"
+KEY = "0123456789abcdef0123456789abcdef"
+T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/powerbridge."""
+
+
+@pytest.fixture
+def entry_options() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def bridge_entry(hass: HomeAssistant, entry_options: dict[str, Any]) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"powerbridge {DEVICE_ID}",
+        unique_id=DEVICE_ID,
+        data={CONF_DEVICE_ID: DEVICE_ID, CONF_BASE_TOPIC: BASE},
+        options=entry_options,
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def setup_bridge(
+    hass: HomeAssistant, mqtt_mock: Any, bridge_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """MQTT (mocked client) and the component set up for ``rack-a``."""
+    assert await hass.config_entries.async_setup(bridge_entry.entry_id)
+    await hass.async_block_till_done()
+    return bridge_entry
+
+
+class Bridge:
+    """Publishes what a bridge publishes, encoded by the bridge's own contract module."""
+
+    def __init__(self, hass: HomeAssistant, device_id: str = DEVICE_ID) -> None:
+        self.hass = hass
+        self.device_id = device_id
+        self.seq = 0
+        self.outage_count = 0
+        self.event_seq = 100
+
+    def topic(self, leaf: str) -> str:
+        return f"{BASE}/{self.device_id}/{leaf}"
+
+    def status(self, text: str, *, retain: bool = True) -> None:
+        async_fire_mqtt_message(self.hass, self.topic("status"), text, qos=1, retain=retain)
+
+    def mains_payload(
+        self,
+        state: str,
+        *,
+        since: datetime,
+        ts: datetime | None = None,
+        elapsed_s: float = 0.5,
+        last_outage_s: float | None = None,
+        new: bool = True,
+        sign_with: bytes | None = None,
+    ) -> bytes:
+        if new:
+            self.seq += 1
+            if state == "off":
+                self.outage_count += 1
+        payload = MainsPayload(
+            device=self.device_id,
+            state=MainsState(state),
+            since=since,
+            seq=self.seq,
+            ts=ts or since + timedelta(seconds=elapsed_s),
+            elapsed_s=elapsed_s,
+            outage_count=self.outage_count,
+            last_outage_s=last_outage_s,
+        )
+        if sign_with is None:
+            return payload.encode()
+        from bridge.mqtt.contract import dumps
+        from bridge.mqtt.signing import sign
+
+        return dumps(sign(sign_with, payload.to_dict()))
+
+    def mains(self, state: str, *, retain: bool = False, **kwargs: Any) -> None:
+        raw = self.mains_payload(state, **kwargs)
+        async_fire_mqtt_message(self.hass, self.topic("mains"), raw, qos=1, retain=retain)
+
+    def energy(self, energy_wh: float, *, ts: datetime = T0, power_w: float = 118.4) -> None:
+        self.event_seq += 1
+        raw = encode_state(
+            self.device_id,
+            ts,
+            self.event_seq,
+            "pzem004t",
+            {"voltage_v": 229.8, "power_w": power_w, "energy_wh": energy_wh},
+        )
+        async_fire_mqtt_message(self.hass, self.topic("state"), raw, qos=0, retain=True)
+
+    def event(
+        self,
+        kind: str,
+        *,
+        mains_seq: int,
+        started: datetime,
+        ended: datetime | None = None,
+        duration_s: float | None = None,
+        seq: int | None = None,
+    ) -> int:
+        if seq is None:
+            self.event_seq += 1
+            seq = self.event_seq
+        raw = EventPayload(
+            device=self.device_id,
+            type=kind,
+            seq=seq,
+            mains_seq=mains_seq,
+            ts=ended or started,
+            started=started,
+            ended=ended,
+            duration_s=duration_s,
+        ).encode()
+        async_fire_mqtt_message(self.hass, self.topic("events"), raw, qos=1)
+        return seq
+
+    def health(self, values: dict[str, Any]) -> None:
+        from bridge.mqtt.contract import encode_health
+
+        raw = encode_health(self.device_id, values)
+        async_fire_mqtt_message(self.hass, self.topic("health"), raw, retain=True)
+
+
+class Client:
+    """Publishes what a shutdown client publishes."""
+
+    def __init__(self, hass: HomeAssistant, client_id: str) -> None:
+        self.hass = hass
+        self.client_id = client_id
+
+    def topic(self, leaf: str) -> str:
+        return f"{BASE}/clients/{self.client_id}/{leaf}"
+
+    def state(self, state: str, *, retain: bool = False, **values: Any) -> None:
+        payload = {"state": state, "bridges": [DEVICE_ID], **values}
+        async_fire_mqtt_message(
+            self.hass, self.topic("state"), encode_client_state(payload), qos=1, retain=retain
+        )
+
+    def status(self, text: str) -> None:
+        async_fire_mqtt_message(self.hass, self.topic("status"), text, qos=1, retain=True)
+
+
+@pytest.fixture
+def bridge(hass: HomeAssistant) -> Bridge:
+    return Bridge(hass)
+
+
+@pytest.fixture
+def client_factory(hass: HomeAssistant) -> Callable[[str], Client]:
+    return lambda client_id: Client(hass, client_id)
