@@ -74,6 +74,8 @@ class BridgeView:
     state_at: float | None = None
     health: dict[str, Any] = field(default_factory=dict)
     health_at: float | None = None
+    readings: int = 0
+    """``state`` messages received (each is a new reading)."""
     bad_payloads: int = 0
 
     def mains_elapsed(self, now: float) -> float | None:
@@ -200,6 +202,7 @@ class Fleet:
             return self._bad(view)
         if kind == "state":
             view.state, view.state_at = data, now
+            view.readings += 1
         else:
             view.health, view.health_at = data, now
         return []

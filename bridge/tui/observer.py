@@ -84,6 +84,7 @@ class FleetObserver:
         """Topic filters the broker refused (the user's ACL does not cover them)."""
         self._clock = clock
         self._refused: str | None = None
+        self._stopping = False
         self._pending_subs: set[int] = set()
         protocol = mqtt.MQTTv5 if address.protocol == "5" else mqtt.MQTTv311
         self._client = mqtt.Client(
@@ -131,7 +132,7 @@ class FleetObserver:
         rc: ReasonCode,
         _props: Properties | None,
     ) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             self.disconnects += 1
             log.warning("lost the broker (%s); reconnecting", rc)
         self.connected.clear()
@@ -215,5 +216,6 @@ class FleetObserver:
             raise BrokerError(f"the broker did not acknowledge {topic} within {timeout:.0f} s")
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
