@@ -328,22 +328,25 @@ def _meter_fix(exc: MeterError, meter_type: str) -> str:
 
 
 def _check_simulated_meter(ctx: CheckContext) -> CheckResult:
-    """A wire-level simulator behind a pseudo-terminal, read by the real driver."""
-    import importlib
+    """The wire-level simulator behind a pseudo-terminal, read by the real driver.
 
-    sim = ctx.cfg.simulation
+    The same path the daemon takes for ``meter.type: simulated``: the bytes cross a
+    pty, so the driver, its framing and its CRC checks are exercised.
+    """
+    from bridge.meters.simulator import SimulatedMeter
+
+    cfg = ctx.cfg
+    sim = cfg.simulation
     try:
-        simulator: Any = importlib.import_module("bridge.meters.simulator")
-        simulated_port = simulator.simulated_port
-    except (ImportError, AttributeError):
-        return _fail(
-            "meter",
-            "the meter simulator is not available in this installation",
-            "install a complete powerbridge package",
-        )
-    try:
-        with simulated_port(ctx.cfg) as port:
-            readings = _read_meter(ctx, port, sim.meter_protocol)
+        with SimulatedMeter(
+            sim.meter_protocol,
+            baud=cfg.meter.baud,
+            address=cfg.meter.address,
+            voltage_v=sim.voltage_v,
+            load_w=sim.load_w,
+            noise=sim.noise,
+        ) as meter:
+            readings = _read_meter(ctx, meter.port, sim.meter_protocol)
     except MeterError as exc:
         return _fail(
             "meter",
