@@ -145,6 +145,7 @@ class BrokerDirectory:
         self.path = path
         self._gid = _group_id(group)
         self.group = group if self._gid is not None else None
+        self._missing_group = group if group is not None and _as_root() and not self.group else None
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -214,6 +215,14 @@ class BrokerDirectory:
         bridges = [check_bridge_id(b) for b in bridges]
         clients = [check_client_id(c) for c in clients]
         report = Report()
+        if self._missing_group is not None:
+            report.add(
+                f"group {self._missing_group}",
+                "warning",
+                "not found: passwd, acl and server.key are readable by root only, and "
+                "Mosquitto reads them after switching to its own user. Install mosquitto "
+                "first and run this again, or name its group with --group",
+            )
         self._mkdir(self.path, 0o755)
         self._mkdir(self.credentials, 0o700)
         self._init_conf(conf_template, report)
@@ -226,7 +235,24 @@ class BrokerDirectory:
             self.add_client(client_id, report=report)
         if with_tls:
             self.ensure_tls(hosts or tls.default_hosts(), report, new_server_cert=new_server_cert)
+        self._fix_access(report)
         return report
+
+    def _fix_access(self, report: Report) -> None:
+        """Files the broker reads: group-readable by its group, never by others."""
+        if self._gid is None:
+            return
+        for path in (self.passwd, self.acl, self.server_key):
+            try:
+                info = path.stat()
+                if (info.st_gid, info.st_mode & 0o777) != (self._gid, 0o640):
+                    os.chown(path, 0, self._gid)
+                    path.chmod(0o640)
+                    report.add(str(path), "updated", f"mode 0640, group {self.group}")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise BrokerSetupError(f"cannot set access to {path}: {exc}") from None
 
     def _init_conf(self, template: str, report: Report) -> None:
         wanted = render_conf(template, self.path)

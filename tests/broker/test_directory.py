@@ -279,3 +279,27 @@ def test_the_packaged_copy_equals_the_shipped_files() -> None:
         assert packaged == (REPO / "mosquitto" / name).read_text(), name
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"broker/shipped/acl"' in pyproject
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_rerun_after_installing_mosquitto_fixes_access_not_secrets(tmp_path: Path) -> None:
+    import grp
+
+    try:
+        gid = grp.getgrnam("mosquitto").gr_gid
+    except KeyError:
+        pytest.skip("no mosquitto group on this machine")
+    early = BrokerDirectory(tmp_path / "b", group="no-such-group-here")
+    report = early.init(
+        conf_template=shipped_file("powerbridge.conf"),
+        acl_template=shipped_file("acl"),
+        hosts=HOSTS,
+    )
+    assert report.outcome("group no-such-group-here") == "warning"
+    assert mode(early.passwd) == 0o600
+    before = snapshot(early.path)
+    store, again = make(tmp_path / "b")
+    assert snapshot(store.path) == before  # same content, same secrets
+    for path in (store.passwd, store.acl, store.server_key):
+        assert any(a.subject == str(path) and a.outcome == "updated" for a in again.actions)
+        assert (path.stat().st_gid, mode(path)) == (gid, 0o640)
