@@ -447,6 +447,14 @@ class BrokerDirectory:
         return None if key is None else tls.KeyAndCert(key.encode(), cert.encode())
 
     # -- file primitives -----------------------------------------------------------------
+    def make_dir(self, path: Path, mode: int) -> None:
+        """Create ``path`` (and parents) with ``mode``; errors become :class:`BrokerSetupError`."""
+        self._mkdir(path, mode)
+
+    def write_file(self, path: Path, text: str, mode: int) -> None:
+        """Write ``path`` atomically with ``mode``; errors become :class:`BrokerSetupError`."""
+        self._write(path, text, mode)
+
     def _read(self, path: Path) -> str | None:
         try:
             return path.read_text(encoding="utf-8")

@@ -102,3 +102,21 @@ def archiver(directory: Path, host: str) -> str:
         f"Archiver (read-only: samples and events): {host}:8883 with TLS, "
         f"user archiver, password in {cred}"
     )
+
+
+def ha_addon(directory: Path, target: Path, folder: str) -> str:
+    root = directory.resolve()
+    return "\n".join(
+        [
+            "Home Assistant Mosquitto broker add-on:",
+            f"  1. Copy {target / 'acl.conf'} and {target / 'powerbridge.acl'} to {folder}/",
+            f"  2. Copy {root / 'server.crt'} and {root / 'server.key'} to /ssl/",
+            "     (made with --host naming Home Assistant, e.g. homeassistant.local and its IP)",
+            "  3. Add-on Configuration (YAML): customize: {active: true, folder: mosquitto},",
+            "     certfile: server.crt, keyfile: server.key, and the logins list from",
+            f"     {target / 'logins.yaml'} (then delete that file)",
+            "  4. Network: leave 1883 empty so that only TLS (8883) is reachable;",
+            "     restart the add-on",
+            "Bridges and PCs then connect to Home Assistant's host on 8883 with ca.crt.",
+        ]
+    )

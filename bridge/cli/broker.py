@@ -84,6 +84,22 @@ def register(subparsers: Any) -> None:
     )
     _group_option(init)
 
+    addon = add_command(
+        commands,
+        "ha-addon",
+        "write the equivalent files for Home Assistant's Mosquitto broker add-on",
+        _ha_addon,
+    )
+    addon.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        dest="directory",
+        metavar="DIR",
+        help=f"broker directory (default {DEFAULT_DIR})",
+    )
+    addon.set_defaults(group="mosquitto")
+
     for kind in ("bridge", "client"):
         sub = add_command(
             commands,
@@ -215,6 +231,17 @@ def _add(args: argparse.Namespace, kind: str) -> int:
         print(snippets.client(store.path, args.id, host))
     print()
     print(snippets.reload_hint())
+    return _exit(report)
+
+
+def _ha_addon(args: argparse.Namespace) -> int:
+    from bridge.broker.addon import ADDON_FOLDER, write_addon_files
+
+    store = BrokerDirectory(args.directory, group=None)
+    target, report = write_addon_files(store)
+    _print_report(store, report)
+    print()
+    print(snippets.ha_addon(store.path, target, ADDON_FOLDER))
     return _exit(report)
 
 
