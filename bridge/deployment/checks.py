@@ -273,6 +273,10 @@ def check_meter(ctx: CheckContext) -> CheckResult:
     if cfg.type == "simulated":
         return _check_simulated_meter(ctx)
     port = cfg.port or ""
+    if not Path(port).exists() and port == systemd.POWERMETER_LINK:
+        stand_in = _powermeter_stand_in(ctx, cfg.type)
+        if stand_in is not None:
+            return _read_and_judge(ctx, stand_in, cfg.type, via=port)
     if not Path(port).exists():
         candidates = _serial_candidates()
         hint = (
@@ -287,22 +291,54 @@ def check_meter(ctx: CheckContext) -> CheckResult:
             "udev rules are installed (`powerbridge deployment start` installs them)",
             port=port,
         )
+    return _read_and_judge(ctx, port, cfg.type)
+
+
+def _powermeter_stand_in(ctx: CheckContext, meter_type: str) -> str | None:
+    """The one adapter ``/dev/powermeter`` will point at, while the udev rules are not installed.
+
+    Before the first deployment the link does not exist yet: the rules that create
+    it are installed by ``deployment start``.  If exactly one present adapter matches
+    those rules (and fits the meter type), the meter is checked through it.
+    """
+    rules = systemd.under(ctx.root, systemd.UDEV_DIR / systemd.METER_RULES)
+    if rules.exists():
+        return None  # the rules are in place: a missing link means a missing adapter
+    from bridge.meters.ports import list_ports
+
+    known = systemd.meter_usb_ids()
+    matching = [
+        p
+        for p in list_ports()
+        if p.vid_pid is not None
+        and p.vid_pid.lower() in known
+        and (not p.fits or meter_type in p.fits)
+    ]
+    return matching[0].device if len(matching) == 1 else None
+
+
+def _read_and_judge(
+    ctx: CheckContext, port: str, meter_type: str, via: str | None = None
+) -> CheckResult:
     try:
-        readings = _read_meter(ctx, port, cfg.type)
+        readings = _read_meter(ctx, port, meter_type)
     except MeterError as exc:
         return _fail(
             "meter",
-            f"{cfg.type} on {port}: {exc}",
-            _meter_fix(exc, cfg.type),
+            f"{meter_type} on {port}: {exc}",
+            _meter_fix(exc, meter_type),
             port=port,
             error=type(exc).__name__,
         )
     shown = "; ".join(
         (f"ch{r.channel}: " if len(readings) > 1 else "") + describe_reading(r) for r in readings
     )
+    note = (
+        f" ({via} will point here once `deployment start` installs the udev rules)" if via else ""
+    )
     return _pass(
         "meter",
-        f"{cfg.type} on {port} answers: {shown}",
+        f"{meter_type} on {port} answers: {shown}{note}",
         port=port,
         readings=[_reading_data(r) for r in readings],
     )

@@ -24,6 +24,9 @@ from pathlib import Path, PurePosixPath
 from bridge.config import BridgeConfig
 
 UNIT_NAME = "powerbridge.service"
+POWERMETER_LINK = "/dev/powermeter"
+"""The stable link the shipped udev rules create for a known meter or adapter."""
+METER_RULES = "99-powerbridge-meter.rules"
 SERVICE_USER = "powerbridge"
 STATE_DIRECTORY = "/var/lib/powerbridge"
 WATCHDOG_SEC = 30
@@ -182,6 +185,17 @@ def shipped_rules() -> dict[str, str]:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
         if entry.name.endswith(".rules")
     }
+
+
+_USB_ID = re.compile(
+    r'ATTRS\{idVendor\}=="([0-9a-fA-F]{4})", ATTRS\{idProduct\}=="([0-9a-fA-F]{4})"'
+)
+
+
+def meter_usb_ids() -> frozenset[str]:
+    """``vid:pid`` (lowercase hex) of every device the shipped meter rules link."""
+    text = shipped_rules()[METER_RULES]
+    return frozenset(f"{v}:{p}".lower() for v, p in _USB_ID.findall(text))
 
 
 def sysusers_text() -> str:

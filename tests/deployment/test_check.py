@@ -304,3 +304,44 @@ def test_data_dir_checks_space_and_kind(write_config: ConfigWriter, tmp_path: Pa
     result = checks.check_data_dir(ctx)
     assert result.outcome is Outcome.FAIL
     assert "is not a directory" in result.detail
+
+
+# ----------------------------------------------------------------------------- /dev/powermeter
+
+
+def test_powermeter_link_before_the_udev_rules_are_installed(
+    write_config: ConfigWriter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bridge.meters import ports
+    from bridge.meters.simulator import SimulatedMeter
+
+    assert not Path("/dev/powermeter").exists()
+    config = write_config(meter="{type: pzem004t, port: /dev/powermeter}")
+    root = tmp_path / "root"
+    args = ("-c", str(config), "--root", str(root), "--skip", "clock,service,broker,mains")
+    with SimulatedMeter("pzem004t", load_w=300) as sim:
+        adapter = ports.PortInfo(sim.port, None, "1A86:7523", "CH340", ("pzem004t",))
+        monkeypatch.setattr(ports, "list_ports", lambda: [adapter])
+        code, lines = run(capsys, *args)
+        assert code == 0, lines
+        meter = line(lines, "meter")
+        assert meter.startswith(f"✓ meter            pzem004t on {sim.port} answers: ")
+        assert "/dev/powermeter will point here" in meter
+
+        # Two adapters the rules would link: which one is ambiguous.
+        monkeypatch.setattr(ports, "list_ports", lambda: [adapter, adapter])
+        code, lines = run(capsys, *args)
+        assert code == 1
+        assert "meter port /dev/powermeter does not exist" in line(lines, "meter")
+
+        # Rules installed but no link: the adapter is missing or unknown.
+        monkeypatch.setattr(ports, "list_ports", lambda: [adapter])
+        rules = root / "etc/udev/rules.d/99-powerbridge-meter.rules"
+        rules.parent.mkdir(parents=True)
+        rules.write_text("")
+        code, lines = run(capsys, *args)
+        assert code == 1
+        assert "meter port /dev/powermeter does not exist" in line(lines, "meter")

@@ -95,6 +95,13 @@ def test_install_plan_and_offline_enable(tmp_path: Path) -> None:
     assert not systemd.enabled_offline(tmp_path)
 
 
+def test_udev_rules_link_every_adapter_the_meter_drivers_know() -> None:
+    from bridge.meters.ports import USB_IDS
+
+    known = {f"{v:04x}:{p:04x}" for v, p in USB_IDS}
+    assert systemd.meter_usb_ids() == known
+
+
 def test_udev_rules_cover_the_known_meters() -> None:
     rules = systemd.shipped_rules()["99-powerbridge-meter.rules"]
     for vendor, product in (("04d8", "00dd"), ("1a86", "7523"), ("10c4", "ea60"), ("0403", "6001")):
