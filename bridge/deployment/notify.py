@@ -196,9 +196,13 @@ class Heartbeat:
     >>> while running:                      # main loop
     ...     beat.tick()                     # pings when due, if every part is alive
 
-    ``tick`` is cheap and rate-limited: it pings at most once per
-    ``notifier.watchdog_interval`` (half the timeout), so the main loop may call
-    it every iteration.  A main loop that stops iterating stops the pings.
+    ``tick`` is cheap and rate-limited: it pings at most once per :attr:`interval`
+    — by default a quarter of the watchdog timeout, half of
+    ``notifier.watchdog_interval``, so that a loop that wakes up to a second late
+    still pings well within systemd's recommended half — and the main loop may
+    call it every iteration; :meth:`deadline` says when the next ping is due, for a
+    loop that sleeps until its next timer.  A main loop that stops iterating stops
+    the pings.
     """
 
     def __init__(
@@ -210,7 +214,8 @@ class Heartbeat:
     ) -> None:
         self._notifier = notifier
         self._clock = clock
-        self._interval = interval if interval is not None else notifier.watchdog_interval
+        half = notifier.watchdog_interval
+        self._interval = interval if interval is not None else (None if half is None else half / 2)
         self._parts: dict[str, _Part] = {}
         self._lock = threading.Lock()
         self._last_ping: float | None = None
@@ -220,7 +225,16 @@ class Heartbeat:
 
     @property
     def interval(self) -> float | None:
+        """Least time between two pings (``None``: no watchdog, ``tick`` does nothing)."""
         return self._interval
+
+    def deadline(self) -> float | None:
+        """When (on the heartbeat's clock) the next ping is due; ``None`` without a watchdog."""
+        if self._interval is None:
+            return None
+        if self._last_ping is None:
+            return self._clock()
+        return self._last_ping + self._interval
 
     def expect(self, name: str, within: float) -> None:
         """Require ``alive(name)`` at least every ``within`` seconds (counted from now)."""

@@ -126,9 +126,11 @@ def test_heartbeat_pings_at_half_the_timeout_and_stops_when_a_part_stalls(
     systemd: FakeSystemd,
 ) -> None:
     clock = Ticks()
-    notifier = Notifier(systemd.address, 10.0)
+    notifier = Notifier(systemd.address, 20.0)
     beat = Heartbeat(notifier, clock=clock)
-    assert beat.interval == 5.0
+    assert notifier.watchdog_interval == 10.0
+    assert beat.interval == 5.0  # a quarter of the timeout: margin for a loop that wakes late
+    assert beat.deadline() == clock.now
     beat.expect("meter", within=3.0)
 
     pinged = []
@@ -137,6 +139,7 @@ def test_heartbeat_pings_at_half_the_timeout_and_stops_when_a_part_stalls(
         pinged.append(beat.tick())
         clock.now += 0.5
     assert pinged.count(True) == 2  # at t=0 and t=5: rate-limited to the interval
+    assert beat.deadline() == 100.0 + 10.0
     assert systemd.pending() == [["WATCHDOG=1"], ["WATCHDOG=1"]]
 
     # The meter thread hangs: after its allowance the pings are withheld.
