@@ -456,7 +456,7 @@ class MainsSensor:
         device = self._device
         if device is None:
             raise UsageError("the mains sensor is not started")
-        log.warning("simulated mains %s", target.value)
+        log.info("simulated mains %s", target.value)
         self._drive(device, target)
 
     # ------------------------------------------------------------------ worker
