@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from bridge.cli._common import add_command, add_config_option
+from bridge.cli._common import DEFAULT_BRIDGE_CONFIG, add_command, add_config_option
 from bridge.errors import ExitCode, UsageError
 
 DESCRIPTION = """\
@@ -23,7 +23,8 @@ announced) and every announced change, with the time of its first edge.
   powerbridge mains watch -c /etc/powerbridge/bridge.yaml
 
 Uses the `mains` settings of the configuration (pin, pull, active_high, bounce_time,
-confirm_off, confirm_on) and always watches the pin, whatever `mains.source` says.
+confirm_off, confirm_on; the defaults when there is no configuration yet) and always
+watches the pin, whatever `mains.source` says; `--pin N` watches another BCM pin.
 It keeps its own count and sequence numbers and writes nothing to the bridge's
 database. Stop the powerbridge service first: the pin belongs to it while it runs.
 
@@ -109,13 +110,18 @@ class _Printer:
 
 def run_watch(args: argparse.Namespace) -> int:
     from bridge.clock import SystemClock
-    from bridge.config import load_bridge_config
+    from bridge.config import BridgeConfig, load_bridge_config
     from bridge.mains import MainsSensor
     from bridge.outages import OutageStore
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--for must be more than 0 seconds")
-    config = load_bridge_config(args.config)
+    if args.config == DEFAULT_BRIDGE_CONFIG and not args.config.exists():
+        # Wiring a new Pi before it has a configuration: the default mains settings.
+        print(f"no {args.config}: using the default mains settings", file=sys.stderr)
+        config = BridgeConfig()
+    else:
+        config = load_bridge_config(args.config)
     mains = dataclasses.replace(config.mains, source="gpio")
     if args.pin is not None:
         if not 0 <= args.pin <= 27:

@@ -290,3 +290,31 @@ def test_a_real_bridge_refuses_and_wait_fails(
         assert bridge.sensor.state.value == "on"
     finally:
         bridge.close()
+
+
+def test_mains_watch_before_any_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wiring a new Pi: no configuration yet, the default settings, any BCM pin."""
+    from gpiozero import Device
+
+    import bridge.cli._common
+    import bridge.cli.mains
+
+    missing = tmp_path / "etc" / "bridge.yaml"
+    monkeypatch.setattr(bridge.cli._common, "DEFAULT_BRIDGE_CONFIG", missing)
+    monkeypatch.setattr(bridge.cli.mains, "DEFAULT_BRIDGE_CONFIG", missing)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    previous = Device.pin_factory
+    Device.pin_factory = None
+    try:
+        assert main(["mains", "watch", "--pin", "17", "--for", "0.3"]) == 0
+    finally:
+        if Device.pin_factory is not None:
+            Device.pin_factory.close()
+        Device.pin_factory = previous
+    captured = capsys.readouterr()
+    assert f"no {missing}: using the default mains settings" in captured.err
+    assert "watching GPIO17: pull down, mains on = pin high" in captured.out
+    assert "pin says mains off" in captured.out  # pulled down, nothing connected
+    assert captured.out.rstrip().endswith("1 edge, 0 blips, 0 announced changes")
