@@ -214,6 +214,9 @@ class BrokerDirectory:
         """Create what is missing; keep (and report) everything that exists."""
         bridges = [check_bridge_id(b) for b in bridges]
         clients = [check_client_id(c) for c in clients]
+        if with_tls:
+            tls.require()  # before anything is written: all or nothing on a fresh machine
+            hosts = [tls.check_host(h) for h in hosts] if hosts else None
         report = Report()
         if self._missing_group is not None:
             report.add(

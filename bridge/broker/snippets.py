@@ -32,6 +32,19 @@ def install(directory: Path) -> str:
     )
 
 
+def own_certificate(directory: Path) -> str:
+    root = directory.resolve()
+    return "\n".join(
+        [
+            "No CA or server certificate was made (--no-tls). The TLS listener expects:",
+            f"  {root / 'server.crt'}  your server certificate (with its chain)",
+            f"  {root / 'server.key'}  its key (readable by the mosquitto user)",
+            f"  {root / 'ca.crt'}      the CA that clients trust",
+            f"or edit {root / 'powerbridge.conf'} to point elsewhere.",
+        ]
+    )
+
+
 def reload_hint() -> str:
     return (
         "Tell the running broker (re-reads passwd and acl; connected clients stay connected):\n"

@@ -42,6 +42,11 @@ class TlsError(PowerbridgeError):
     """A certificate or key cannot be used (wrong type, unreadable, not signed by the CA)."""
 
 
+def require() -> None:
+    """Raise :class:`NotAvailableError` with an install hint when ``cryptography`` is missing."""
+    _require_crypto()
+
+
 def _require_crypto() -> None:
     try:
         import cryptography  # noqa: F401  (probe only: a clear message when it is missing)

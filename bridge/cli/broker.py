@@ -195,6 +195,9 @@ def _init(args: argparse.Namespace) -> int:
     host = _host(store, args.host)
     print()
     print(snippets.install(store.path))
+    if args.no_tls:
+        print()
+        print(snippets.own_certificate(store.path))
     for device_id in args.bridge:
         print()
         print(snippets.bridge(store.path, device_id, host))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from bridge.broker import passwd, tls
 from bridge.broker.acl import IDENTITY_MARKER, acl_users
 from bridge.broker.directory import BrokerDirectory, BrokerSetupError, Report, render_conf
 from bridge.broker.runner import shipped_file
-from bridge.errors import UsageError
+from bridge.errors import NotAvailableError, UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = ["broker.example", "192.0.2.10"]
@@ -303,3 +304,15 @@ def test_rerun_after_installing_mosquitto_fixes_access_not_secrets(tmp_path: Pat
     for path in (store.passwd, store.acl, store.server_key):
         assert any(a.subject == str(path) and a.outcome == "updated" for a in again.actions)
         assert (path.stat().st_gid, mode(path)) == (gid, 0o640)
+
+
+def test_without_cryptography_nothing_is_written_and_the_fix_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # import fails as if not installed
+    with pytest.raises(NotAvailableError, match="pip install cryptography"):
+        make(tmp_path / "b", clients=["office"])
+    assert not (tmp_path / "b").exists()
+    store, report = make(tmp_path / "b", clients=["office"], with_tls=False)
+    assert report.outcome("password: client-office") == "created"
+    assert not store.ca_crt.exists()
