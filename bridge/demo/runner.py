@@ -373,7 +373,7 @@ class Demo:
             if self.options.listen == "127.0.0.1"
             else f"listening on {self.options.listen}"
         )
-        simulate = BridgeTopics(BASE, BRIDGE_ID).cmd("simulate")
+        bridge_yaml = self.stack.workdir / "bridge.yaml"
         for line in (
             "Home Assistant: add the MQTT integration (Settings → Devices & services) with",
             f"  broker    {self.stack.connect_host}   ({where})",
@@ -381,8 +381,12 @@ class Demo:
             f"  username  {ha.username}",
             f"  password  {ha.password}",
             '  The bridge appears as the device "powerbridge demo", the client as "demo PC".',
-            f"Cut the simulated mains: publish {{'v':1,'ts':…,'nonce':…,'args':{{'mains':'off'}}}}"
-            f" to {simulate} as {ha.username} (or use Home Assistant's MQTT publish action).",
+            "Cut and restore the simulated mains from another terminal:",
+            f"  powerbridge simulate mains off -c {bridge_yaml}",
+            f"  powerbridge simulate mains on -c {bridge_yaml}",
+            "Watch everything:",
+            f"  powerbridge watch --broker {self.stack.connect_host}:{broker.port} "
+            f"--username {ha.username} --password-file {self.stack.workdir / 'ha.password'}",
         ):
             self.screen.line(line)
 

@@ -239,6 +239,7 @@ class DemoStack:
         broker = self._broker()
         timings = self.options.timings
         bridge_creds, client_creds = broker.bridge(BRIDGE_ID), broker.client(CLIENT_ID)
+        write_secret(self.workdir / "ha.password", broker.homeassistant.password)
         bridge_text = bridge_yaml(
             host=self.connect_host,
             port=broker.port,
