@@ -112,6 +112,8 @@ def client_line(view: ClientView, now: float, *, ascii_only: bool = False) -> st
         parts.append(progress_bar(1.0, ascii_only=ascii_only))
     if view.dry_run:
         parts.append("(dry run)")
+    elif view.state.get("armed") is False:
+        parts.append("NOT ARMED")
     watched = view.watched
     if watched:
         parts.append("watching " + ", ".join(watched))

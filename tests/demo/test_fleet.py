@@ -74,6 +74,18 @@ def test_client_countdown_is_counted_down_locally() -> None:
     assert "(dry run)" in line
 
 
+def test_a_client_that_is_not_armed_says_so() -> None:
+    fleet = Fleet("powerbridge")
+    payload = encode_client_state({"state": "idle", "armed": False, "dry_run": False})
+    fleet.handle("powerbridge/clients/pc-1/state", payload, 1.0)
+    assert "NOT ARMED" in client_line(fleet.clients["pc-1"], 2.0)
+    armed = encode_client_state({"state": "idle", "armed": True, "bridges": {"rack-a": {}}})
+    fleet.handle("powerbridge/clients/pc-1/state", armed, 3.0)
+    line = client_line(fleet.clients["pc-1"], 4.0)
+    assert "NOT ARMED" not in line
+    assert "watching rack-a" in line
+
+
 def test_topics_outside_the_base_and_bad_payloads_are_ignored() -> None:
     fleet = Fleet("powerbridge")
     assert fleet.handle("other/rack-a/mains", b"x", 1.0) == []
