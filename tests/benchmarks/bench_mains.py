@@ -80,9 +80,14 @@ def _debouncer(edges: int) -> float:
 
 
 def run(smoke: bool) -> dict[str, object]:
-    logging.getLogger("bridge.mains").setLevel(logging.ERROR)  # one line per change otherwise
-    return {
-        "window_s": WINDOW,
-        "latency_ms": _latency(3 if smoke else 100),
-        "debouncer_edges_per_s": round(_debouncer(2_000 if smoke else 200_000)),
-    }
+    logger = logging.getLogger("bridge.mains")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # one line per change otherwise
+    try:
+        return {
+            "window_s": WINDOW,
+            "latency_ms": _latency(3 if smoke else 100),
+            "debouncer_edges_per_s": round(_debouncer(2_000 if smoke else 200_000)),
+        }
+    finally:
+        logger.setLevel(level)
