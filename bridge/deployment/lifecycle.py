@@ -57,12 +57,18 @@ class Deployer:
     exec_argv: list[str] | None = None
     skip: frozenset[str] = frozenset()
     broker_timeout: float = 5.0
+    host_tools: bool | None = None
+    """Run systemctl & co.: by default only without a root prefix.  ``True`` with a prefix
+    is for tests, with fake tools from ``POWERBRIDGE_TOOL_PATH``."""
     _step: int = 0
     _steps: int = 0
     _failures: int = 0
 
     @property
     def offline(self) -> bool:
+        """No host tools are run (``--root`` without ``host_tools``)."""
+        if self.host_tools is not None:
+            return not self.host_tools
         return self.root.resolve() != Path("/")
 
     # -- output -------------------------------------------------------------------------
@@ -159,7 +165,7 @@ class Deployer:
             config_path=str(self.config_path.absolute()),
         )
         mode = " (dry run: nothing is written)" if self.dry_run else ""
-        where = f" under {self.root}" if self.offline else ""
+        where = f" under {self.root}" if self.root.resolve() != Path("/") else ""
         self.say(
             f'Deploying bridge {device_id} as "{name}" at {latitude:g}, {longitude:g}{where}{mode}'
         )
@@ -264,7 +270,10 @@ class Deployer:
             for tool, args in (
                 ("systemd-sysusers", (str(systemd.SYSUSERS_PATH),)),
                 ("udevadm", ("control", "--reload-rules")),
-                ("udevadm", ("trigger", "--subsystem-match=tty", "--action=add")),
+                (
+                    "udevadm",
+                    ("trigger", "--subsystem-match=tty", "--subsystem-match=leds", "--action=add"),
+                ),
                 ("systemctl", ("daemon-reload",)),
             ):
                 self._tool(tool, *args)

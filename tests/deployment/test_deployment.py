@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pytest
 from bridge.broker.runner import Mosquitto, free_port
 from bridge.cli import main
 from bridge.deployment import records
+from bridge.deployment.lifecycle import Deployer
 from bridge.mqtt.contract import BridgeTopics, DeploymentPayload, encode_health, encode_state
 from tests.deployment.conftest import DEVICE, ConfigWriter, FakeSystemd
 from tests.deployment.test_systemd import directives
@@ -281,3 +283,45 @@ def test_status_with_the_broker_down(
     assert "cannot reach the broker" in doc["broker"]["detail"]
     assert doc["last_sample"]["age_s"] is None
     assert "no reading known" in doc["problems"]
+
+
+def test_start_and_stop_drive_systemd(
+    write_config: ConfigWriter,
+    fake_systemd: FakeSystemd,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host tools, in order (fake ones that log their arguments)."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    out = io.StringIO()
+    deployer = Deployer(
+        config_path=write_config(),
+        root=tmp_path / "root",
+        host_tools=True,
+        skip=frozenset({"clock"}),
+        out=out,
+    )
+    assert deployer.start("Rack A", 1.0, 2.0) == 0, out.getvalue()
+    assert fake_systemd.calls() == [
+        "systemd-sysusers /etc/sysusers.d/powerbridge.conf",
+        "udevadm control --reload-rules",
+        "udevadm trigger --subsystem-match=tty --subsystem-match=leds --action=add",
+        "systemctl daemon-reload",
+        "systemctl enable powerbridge.service",
+        "systemctl restart powerbridge.service",
+        "systemctl is-active powerbridge.service",
+    ]
+    assert "✓ powerbridge.service is enabled and running" in out.getvalue()
+
+    fake_systemd.log.unlink()
+    fake_systemd.set(active="failed")
+    out.truncate(0)
+    assert deployer.start("Rack A", 1.0, 2.0) == 1
+    assert "powerbridge.service did not start (failed): see `journalctl -u powerbridge" in (
+        out.getvalue()
+    )
+
+    fake_systemd.log.unlink()
+    fake_systemd.set(active="inactive", enabled="disabled")
+    assert deployer.stop() == 0
+    assert fake_systemd.calls()[0] == "systemctl disable --now powerbridge.service"
