@@ -144,9 +144,11 @@ def run_watch(args: argparse.Namespace) -> int:
         simulation=simulation,
     )
     holder.append(sensor)
+    mains_log = logging.getLogger("bridge.mains")
+    log_level = mains_log.level
     if not getattr(args, "verbose", 0):
         # The lines below say it all; the daemon's log lines would repeat them.
-        logging.getLogger("bridge.mains").setLevel(logging.ERROR)
+        mains_log.setLevel(logging.ERROR)
     level = "high" if mains.active_high else "low"
     print(
         f"watching GPIO{mains.pin}{' (simulated)' if simulation else ''}: pull {mains.pull},"
@@ -157,20 +159,21 @@ def run_watch(args: argparse.Namespace) -> int:
     )
     if simulation:
         print("type off, on, blip [MS] or quit, then Enter", file=out, flush=True)
-    sensor.start()
     stop = threading.Event()
-    if simulation:
-        threading.Thread(
-            target=_read_commands,
-            args=(sensor, sys.stdin, stop, out, args.duration is None),
-            daemon=True,
-        ).start()
     try:
+        sensor.start()
+        if simulation:
+            threading.Thread(
+                target=_read_commands,
+                args=(sensor, sys.stdin, stop, out, args.duration is None),
+                daemon=True,
+            ).start()
         stop.wait(args.duration)
     except KeyboardInterrupt:
         pass
     finally:
         sensor.close()
+        mains_log.setLevel(log_level)
         conn.close()
     print(
         f"{_plural(printer.edges, 'edge')}, {_plural(sensor.flap_count, 'blip')},"
