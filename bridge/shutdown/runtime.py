@@ -1,0 +1,523 @@
+"""The client's event loop: messages in, one pure decision, at most one shutdown out.
+
+Events (MQTT messages, connection changes) arrive on a queue from the network
+thread; this loop is the only place that touches the intake, the tracker and the
+decision, so none of them needs a lock.  Between events it sleeps until the
+decision's ``next_check`` (a deadline, a warning mark, a bridge falling silent):
+it reacts to messages and never polls the broker.
+
+Time is an injected :class:`~bridge.clock.Clock`.  Decisions use only its
+monotonic side; by default that is :class:`SuspendAwareClock`, which keeps counting
+while the computer sleeps, so a suspended countdown is not silently extended.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from bridge.clock import Clock, isoformat_utc
+from bridge.config.client import ClientConfig
+from bridge.model import MainsState
+from bridge.mqtt.contract import (
+    ALL_CLIENTS,
+    ONLINE,
+    BridgeTopics,
+    ClientTopics,
+    encode_client_state,
+    ha_status_topic,
+)
+from bridge.shutdown.actions import Actions, ShutdownOutcome
+from bridge.shutdown.discovery import client_discovery
+from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejections
+from bridge.shutdown.policy import Decision, Phase, PolicySettings, decide
+from bridge.shutdown.view import MainsFact, Tracker
+
+log = logging.getLogger("bridge.shutdown")
+
+QOS_CLIENT: Final = 1
+STATE_INTERVAL: Final = 5.0
+"""While counting, the retained state (with ``seconds_left``) is republished this often."""
+MAX_SLEEP: Final = 60.0
+
+
+# --------------------------------------------------------------------------- clock
+
+
+class SuspendAwareClock:
+    """Monotonic time that keeps counting while the machine is suspended, where the OS offers it.
+
+    Linux: ``CLOCK_BOOTTIME``; macOS: ``CLOCK_MONOTONIC`` (which counts during sleep
+    there, unlike Python's ``time.monotonic``); elsewhere ``time.monotonic``.
+    """
+
+    def __init__(self) -> None:
+        clock_id = getattr(time, "CLOCK_BOOTTIME", None)
+        if clock_id is None and hasattr(time, "CLOCK_MONOTONIC"):
+            import sys
+
+            if sys.platform == "darwin":
+                clock_id = time.CLOCK_MONOTONIC
+        self._clock_id = clock_id
+
+    def monotonic(self) -> float:
+        if self._clock_id is not None:
+            return time.clock_gettime(self._clock_id)
+        return time.monotonic()
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    retained: bool
+    received: float
+    """Monotonic time of receipt (taken in the network thread)."""
+    wall: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDone:
+    outcome: ShutdownOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+Event = Message | Connected | Disconnected | ActionDone | Stop
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
+
+
+def _spawn_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="powerbridge-action", daemon=True).start()
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def default_client_id() -> str:
+    """This computer's host name, made safe as a topic level."""
+    host = socket.gethostname().split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", host)[:64].strip("-") or "pc"
+
+
+def client_identity(config: ClientConfig) -> tuple[str, str]:
+    """``(client_id, display name)``."""
+    client_id = config.client.id or default_client_id()
+    return client_id, config.client.name or client_id
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class ClientRuntime:
+    """Owns the intake, the tracker and the shutdown latch of one client."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        clock: Clock,
+        actions: Actions,
+        key: bytes | None = None,
+        client_id: str | None = None,
+        name: str | None = None,
+        publisher: Publisher | None = None,
+        spawn: Callable[[Callable[[], None]], None] = _spawn_thread,
+    ) -> None:
+        default_id, default_name = client_identity(config)
+        self.client_id = client_id or default_id
+        self.name = name or default_name
+        self.config = config
+        self.clock = clock
+        self.actions = actions
+        self.publisher = publisher
+        self.settings = PolicySettings.from_config(config.shutdown)
+        self._spawn = spawn
+        self._base = config.mqtt.base_topic
+        self._topics = ClientTopics(self._base, self.client_id)
+        self.intake = Intake(
+            config.bridges,
+            key=key,
+            max_age=config.signing.max_age,
+            allow_remote=config.shutdown.allow_remote,
+        )
+        self.tracker = Tracker(config.bridges, clock.monotonic())
+        self.rejections = Rejections(log, clock.monotonic)
+        self._queue: queue.Queue[Event] = queue.Queue()
+        self._routes: dict[str, tuple[str, str]] = {}
+        for device in config.bridges:
+            topics = BridgeTopics(self._base, device)
+            self._routes[topics.mains] = ("mains", device)
+            self._routes[topics.status] = ("status", device)
+        self._cmd_prefixes = (
+            self._topics.cmd(""),
+            ClientTopics(self._base, ALL_CLIENTS).cmd(""),
+        )
+        self._ha_status = ha_status_topic(config.mqtt.discovery.prefix)
+
+        self.decision: Decision | None = None
+        self.shutdowns = 0
+        """How many times the shutdown action was started (at most once unless dry run)."""
+        self._latched = False
+        self._outcome: ShutdownOutcome | None = None
+        self._warned: set[float] = set()
+        self._notices: set[tuple[str, str | None]] = set()
+        self._last_state: dict[str, Any] | None = None
+        self._last_state_at = float("-inf")
+
+    # -- subscriptions ------------------------------------------------------------------
+    @property
+    def subscriptions(self) -> list[tuple[str, int]]:
+        subs = [(topic, 1) for topic in self._routes]
+        subs += [
+            (self._topics.cmd_filter, 1),
+            (ClientTopics(self._base, ALL_CLIENTS).cmd_filter, 1),
+        ]
+        if self.config.mqtt.discovery.enabled:
+            subs.append((self._ha_status, 1))
+        return subs
+
+    @property
+    def topics(self) -> ClientTopics:
+        return self._topics
+
+    # -- events -------------------------------------------------------------------------
+    def submit(self, event: Event) -> None:
+        """Thread-safe: queue an event for the loop."""
+        self._queue.put(event)
+
+    def process_pending(self) -> int:
+        """Handle every queued event without waiting (loop thread, or tests); returns the count."""
+        count = 0
+        while True:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                return count
+            if not isinstance(event, Stop):
+                self._safe_handle(event)
+                count += 1
+
+    def handle(self, event: Event) -> None:
+        """Apply one event (loop thread only)."""
+        if isinstance(event, Message):
+            self._message(event)
+        elif isinstance(event, Connected):
+            self.tracker.connected()
+            log.info("connected to the broker; watching %s", ", ".join(self.config.bridges))
+            self._publish_discovery()
+            self._last_state = None  # republish state after every (re)connect
+        elif isinstance(event, Disconnected):
+            self.tracker.disconnected(event.at)
+        elif isinstance(event, ActionDone):
+            self._outcome = event.outcome
+            self._last_state = None
+
+    def _message(self, msg: Message) -> None:
+        route = self._routes.get(msg.topic)
+        if route is not None:
+            kind, device = route
+            if kind == "mains":
+                self._mains(device, msg)
+            else:
+                self._status(device, msg)
+            return
+        for prefix in self._cmd_prefixes:
+            if msg.topic.startswith(prefix):
+                self._command(msg, msg.topic[len(prefix) :])
+                return
+        if msg.topic == self._ha_status:
+            if msg.payload == ONLINE.encode():
+                self._publish_discovery()
+                self._last_state = None
+            return
+        self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
+
+    def _mains(self, device: str, msg: Message) -> None:
+        result = self.intake.mains(
+            device, msg.payload, msg.received, msg.wall, retained=msg.retained
+        )
+        if isinstance(result, Rejected):
+            self.rejections.add(msg.topic, result)
+            return
+        if isinstance(result, Ignored):
+            log.debug("%s: %s", msg.topic, result.reason)
+            return
+        self._apply_mains(result)
+
+    def _apply_mains(self, fact: MainsFact) -> None:
+        kind = self.tracker.mains(fact)
+        if kind == "new":
+            word = "OFF (outage)" if fact.state is MainsState.OFF else "on"
+            log.warning(
+                "%s announces mains %s (announcement %d, lasting %.1f s when published%s)",
+                fact.device_id,
+                word,
+                fact.seq,
+                fact.elapsed_s,
+                "" if fact.live else ", retained",
+            )
+
+    def _status(self, device: str, msg: Message) -> None:
+        result = self.intake.status(device, msg.payload)
+        if isinstance(result, Rejected):
+            self.rejections.add(msg.topic, result)
+            return
+        if self.tracker.status(device, result, msg.received):
+            level = logging.INFO if result else logging.WARNING
+            log.log(level, "bridge %s is %s", device, "online" if result else "offline")
+
+    def _command(self, msg: Message, name: str) -> None:
+        result = self.intake.command(
+            msg.topic, name, msg.payload, msg.received, msg.wall, retained=msg.retained
+        )
+        if isinstance(result, Rejected):
+            self.rejections.add(msg.topic, result)
+            return
+        self._apply_command(result)
+
+    def _apply_command(self, fact: CommandFact) -> None:
+        detail = f" ({fact.reason})" if fact.reason else ""
+        if fact.name == "shutdown_now":
+            if self.tracker.remote_shutdown(fact.received, fact.reason):
+                log.critical(
+                    "authenticated remote shutdown request%s: shutting down in %.0f s "
+                    "unless cancelled",
+                    detail,
+                    self.settings.remote_cancel_window,
+                )
+        elif self.tracker.remote_cancel():
+            log.warning("remote shutdown cancelled by an authenticated command%s", detail)
+
+    # -- decision and actions ---------------------------------------------------------------
+    def evaluate(self) -> Decision:
+        """Decide on the current view and act on the decision (loop thread only)."""
+        now = self.clock.monotonic()
+        decision = decide(self.tracker.view(), now, self.settings)
+        previous = self.decision
+        self.decision = decision
+        self._log_transition(previous, decision)
+        self._log_notices(decision)
+        if decision.phase is Phase.SHUTDOWN:
+            self._shutdown(decision)
+        elif decision.phase is Phase.COUNTING:
+            self._warn_users(decision)
+        else:
+            self._warned.clear()
+            if self._latched and self.actions.dry_run and self._outcome is not None:
+                self._latched = False  # dry run: ready to "shut down" again next outage
+                self._outcome = None
+        self._publish_state(decision, now)
+        return decision
+
+    def _log_transition(self, old: Decision | None, new: Decision) -> None:
+        was = old.phase if old else Phase.IDLE
+        if new.phase is Phase.COUNTING and was is Phase.IDLE:
+            log.warning(
+                "countdown started: shutdown in %.0f s (%s)", new.seconds_left or 0, new.reason
+            )
+        elif new.phase is Phase.IDLE and was is Phase.COUNTING and not self._latched:
+            log.warning("countdown cancelled (%s)", new.reason)
+
+    def _log_notices(self, decision: Decision) -> None:
+        current = {(n.code, n.device_id): n for n in decision.notices if n.code != "broker_lost"}
+        for key, notice in current.items():
+            if key not in self._notices:
+                log.warning("%s", notice.text)
+        for code, device in self._notices - current.keys():
+            log.info("resolved: %s%s", code, f" ({device})" if device else "")
+        self._notices = set(current)
+
+    def _shutdown(self, decision: Decision) -> None:
+        if self._latched:
+            return
+        self._latched = True
+        self.shutdowns += 1
+        reason = decision.reason
+        actions = self.actions
+
+        def work() -> None:
+            try:
+                outcome = actions.shutdown(reason)
+            except Exception:  # a broken runner must not kill the loop
+                log.exception("the shutdown action raised")
+                outcome = ShutdownOutcome(actions.dry_run, (), ())
+            self.submit(ActionDone(outcome))
+
+        self._spawn(work)
+
+    def _warn_users(self, decision: Decision) -> None:
+        left = decision.seconds_left
+        if left is None:
+            return
+        due = {m for m in self.settings.warnings if left <= m + 0.05 and m not in self._warned}
+        if not due:
+            return
+        self._warned |= due
+        reason = decision.reason
+        actions = self.actions
+
+        def work() -> None:
+            try:
+                actions.warn_users(left, reason)
+            except Exception:  # warnings are best effort
+                log.exception("warning users failed")
+
+        self._spawn(work)
+
+    # -- state publishing -----------------------------------------------------------------
+    @property
+    def phase_name(self) -> str:
+        if self._latched:
+            if self._outcome is not None and not self._outcome.ok:
+                return "failed"
+            return "shutting_down"
+        if self.decision is None or self.decision.phase is Phase.IDLE:
+            return "idle"
+        return "counting"
+
+    def armed(self) -> bool:
+        view = self.tracker.view()
+        return (
+            not self.actions.dry_run
+            and self.phase_name != "failed"
+            and all(b.heard and b.seen_alive for b in view.bridges)
+        )
+
+    def state(self, decision: Decision, now: float) -> dict[str, Any]:
+        """The ``clients/<id>/state`` payload (without ``v``); see docs/mqtt-contract.md."""
+        view = self.tracker.view()
+        wall = self.clock.utcnow()
+        bridges: dict[str, Any] = {}
+        lost = {n.device_id for n in decision.notices if n.code.startswith("lost")}
+        for b in view.bridges:
+            bridges[b.device_id] = {
+                "mains": b.mains.value,
+                "online": b.online,
+                "seq": b.seq,
+                "state_for_s": None if b.state_start is None else round(now - b.state_start, 1),
+                "heard_s_ago": None if b.last_heard is None else round(now - b.last_heard, 1),
+                "lost": b.device_id in lost,
+            }
+        deadline_wall = None
+        if decision.seconds_left is not None:
+            deadline_wall = isoformat_utc(wall + timedelta(seconds=decision.seconds_left))
+        return {
+            "client": self.client_id,
+            "name": self.name,
+            "state": self.phase_name,
+            "armed": self.armed(),
+            "dry_run": self.actions.dry_run,
+            "cause": None if decision.cause is None else decision.cause.value,
+            "reason": decision.reason,
+            "deadline": deadline_wall,
+            "seconds_left": (
+                None if decision.seconds_left is None else round(decision.seconds_left, 1)
+            ),
+            "delay_s": self.settings.delay,
+            "min_supplies": self.settings.min_supplies,
+            "supplied": decision.supplied,
+            "bridges": bridges,
+            "notices": sorted({n.code for n in decision.notices}),
+            "rejected": self.rejections.total,
+            "ts": isoformat_utc(wall),
+        }
+
+    def _publish_state(self, decision: Decision, now: float) -> None:
+        if self.publisher is None or not self._connected():
+            return
+        state = self.state(decision, now)
+        stable = {
+            k: v for k, v in state.items() if k not in ("seconds_left", "ts", "deadline", "bridges")
+        }
+        stable["bridges"] = {
+            d: {k: v for k, v in b.items() if k not in ("state_for_s", "heard_s_ago")}
+            for d, b in state["bridges"].items()
+        }
+        periodic = self.phase_name == "counting" and now - self._last_state_at >= STATE_INTERVAL
+        if stable == self._last_state and not periodic:
+            return
+        self._last_state = stable
+        self._last_state_at = now
+        self.publisher.publish(
+            self._topics.state, encode_client_state(state), qos=QOS_CLIENT, retain=True
+        )
+
+    def _publish_discovery(self) -> None:
+        if self.publisher is None or not self.config.mqtt.discovery.enabled:
+            return
+        for topic, payload in client_discovery(
+            self.config.mqtt.discovery.prefix, self._base, self.client_id, self.name
+        ):
+            self.publisher.publish(topic, payload, qos=QOS_CLIENT, retain=True)
+
+    # -- loop ------------------------------------------------------------------------------
+    def next_wake(self, decision: Decision) -> float:
+        now = self.clock.monotonic()
+        wake = now + MAX_SLEEP
+        if decision.next_check is not None:
+            wake = min(wake, decision.next_check)
+        if self.phase_name == "counting" and self.publisher is not None and self._connected():
+            wake = min(wake, self._last_state_at + STATE_INTERVAL)
+        return max(wake, now + 0.01)  # never a busy loop
+
+    def _connected(self) -> bool:
+        return self.tracker.view().connected
+
+    def run(self) -> None:
+        """Process events until :class:`Stop`; re-decide after each batch and at wake times."""
+        while True:
+            decision = self.evaluate()
+            timeout = max(0.0, self.next_wake(decision) - self.clock.monotonic())
+            try:
+                event = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            while True:
+                if isinstance(event, Stop):
+                    return
+                self._safe_handle(event)
+                try:
+                    event = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _safe_handle(self, event: Event) -> None:
+        try:
+            self.handle(event)
+        except Exception as exc:  # never let one bad event stop the client
+            self.rejections.add(
+                getattr(event, "topic", type(event).__name__),
+                Rejected("internal_error", f"{exc.__class__.__name__}: {exc}"),
+            )
+            log.exception("error while handling %s", type(event).__name__)

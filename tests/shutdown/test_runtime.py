@@ -1,0 +1,302 @@
+"""The runtime on a manual clock: every scenario of the policy, end to end without a network."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bridge.mqtt.contract import ClientTopics, client_node_id
+from tests.shutdown.payloads import KEY
+from tests.shutdown.sim import Sim
+
+
+def online(sim: Sim) -> Sim:
+    sim.connect()
+    sim.status(True, retained=True)
+    sim.mains("on", 1, elapsed=3600, retained=True)
+    return sim
+
+
+def test_outage_longer_than_the_delay_shuts_down_once_at_the_deadline() -> None:
+    sim = online(Sim("delay: 600"))
+    sim.advance(10)
+    sim.mains("off", 2, elapsed=0.5)  # confirmation window: began 0.5 s before publishing
+    deadline = sim.now - 0.5 + 600
+    sim.advance(599)
+    assert sim.shutdown_times == []
+    sim.advance(60)
+    assert sim.shutdown_times == [pytest.approx(deadline)]
+    # more time, refreshes and even a restore: still exactly one action
+    sim.mains("off", 2, elapsed=700)
+    sim.mains("on", 3)
+    sim.mains("off", 4)
+    sim.advance(3600)
+    assert len(sim.shutdown_times) == 1
+    assert sim.last_state()["state"] == "shutting_down"
+
+
+def test_restore_before_the_deadline_cancels(caplog: pytest.LogCaptureFixture) -> None:
+    sim = online(Sim("delay: 600"))
+    with caplog.at_level(logging.WARNING):
+        sim.mains("off", 2)
+        sim.advance(599)
+        sim.mains("on", 3)
+        sim.advance(3600)
+    assert sim.shutdown_times == []
+    assert "countdown started: shutdown in 600 s" in caplog.text
+    assert "countdown cancelled" in caplog.text
+    assert sim.last_state()["state"] == "idle"
+
+
+def test_a_hundred_flaps_shorter_than_the_delay_never_shut_down() -> None:
+    sim = online(Sim("delay: 60"))
+    seq = 1
+    for _ in range(100):
+        seq += 1
+        sim.mains("off", seq)
+        sim.advance(59)  # 100 × 59 s off in total: far more than the delay, never in one go
+        seq += 1
+        sim.mains("on", seq)
+        sim.advance(1)
+    sim.advance(600)
+    assert sim.shutdown_times == []
+
+
+def test_client_started_mid_outage_uses_the_outages_real_start() -> None:
+    sim = Sim("delay: 600")
+    sim.connect()
+    sim.status(True, retained=True)
+    sim.mains("off", 7, elapsed=400, retained=True)  # the outage began 400 s ago
+    start = sim.now
+    sim.advance(199)
+    assert sim.shutdown_times == []
+    sim.advance(2)
+    assert sim.shutdown_times == [pytest.approx(start + 200)]
+
+
+def test_a_later_refresh_corrects_an_old_retained_message() -> None:
+    """The retained copy is up to 30 s old; the next refresh gives the earlier start."""
+    sim = Sim("delay: 600")
+    sim.connect()
+    sim.status(True, retained=True)
+    sim.mains("off", 7, elapsed=100, retained=True)  # published 25 s ago, at 100 s
+    first = sim.now
+    sim.advance(5)
+    sim.mains("off", 7, elapsed=130)  # the refresh: 130 s now, so it began at first - 125
+    sim.advance(600)
+    assert sim.shutdown_times == [pytest.approx(first - 125 + 600)]
+
+
+@pytest.mark.parametrize("jump", [3600.0, -3600.0])
+def test_wall_clock_jumps_do_not_move_the_deadline(jump: float) -> None:
+    sim = online(Sim("delay: 600", key=KEY))
+    sim.mains("off", 2)
+    deadline = sim.now + 600
+    sim.advance(100)
+    sim.clock.jump_wall(jump)  # this computer's clock steps
+    sim.advance(100)
+    sim.mains("off", 2, elapsed=200, bridge_wall_offset=-jump)  # the bridge's clock did not
+    sim.advance(100)
+    sim.mains("off", 2, elapsed=300, bridge_wall_offset=-jump + 1800)  # ...now the bridge's does
+    assert sim.runtime.rejections.total == 0
+    sim.advance(299)
+    assert sim.shutdown_times == []
+    sim.advance(2)
+    assert sim.shutdown_times == [pytest.approx(deadline)]
+
+
+def test_broker_lost_mid_outage_continues_to_the_original_deadline() -> None:
+    sim = online(Sim("delay: 600"))
+    sim.mains("off", 2)
+    deadline = sim.now + 600
+    sim.advance(100)
+    sim.disconnect()
+    sim.advance(499)
+    assert sim.shutdown_times == []
+    sim.advance(2)
+    assert sim.shutdown_times == [pytest.approx(deadline)]
+
+
+def test_bridge_offline_mid_outage_with_shutdown_now_shuts_down_at_once() -> None:
+    sim = online(Sim("delay: 600\non_lost_during_outage: shutdown_now"))
+    sim.mains("off", 2)
+    sim.refreshing(100)
+    assert sim.shutdown_times == []
+    sim.status(False)
+    assert sim.shutdown_times == [pytest.approx(sim.now)]
+
+
+def test_broker_lost_on_mains_never_shuts_down_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim = online(Sim("delay: 60\nlost_warning_after: 120\non_lost_during_outage: shutdown_now"))
+    with caplog.at_level(logging.WARNING):
+        sim.disconnect()
+        sim.advance(119)
+        assert "unreachable" not in caplog.text
+        sim.advance(2)
+        assert "bridge test-bridge (last known: mains on) is unreachable" in caplog.text
+        sim.advance(86400)
+    assert sim.shutdown_times == []
+
+
+def test_bridge_never_heard_from_is_reported_and_never_acted_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim = Sim("delay: 0")
+    with caplog.at_level(logging.WARNING):
+        sim.connect()
+        sim.advance(86400)
+    assert sim.shutdown_times == []
+    assert "has never been heard from" in caplog.text
+    assert caplog.text.count("has never been heard from") == 1  # logged once, not every wake
+
+
+def test_retained_outage_of_a_dead_bridge_is_not_acted_on() -> None:
+    sim = Sim("delay: 600")
+    sim.connect()
+    sim.status(False, retained=True)
+    sim.mains("off", 9, elapsed=86400, retained=True)
+    sim.advance(3600)
+    assert sim.shutdown_times == []
+    assert "stale" in sim.last_state()["notices"]
+
+
+def test_remote_shutdown_with_cancel_window() -> None:
+    extra = "allow_remote: true\nremote_cancel_window: 60"
+    sim = online(Sim(f"delay: 600\n{extra}", key=KEY))
+    sim.command("shutdown_now", args={"reason": "UPS maintenance"})
+    requested = sim.now
+    sim.advance(30)
+    assert sim.last_state()["cause"] == "remote"
+    sim.command("cancel")
+    sim.advance(3600)
+    assert sim.shutdown_times == []
+    sim.command("shutdown_now", target="all")
+    requested = sim.now
+    sim.advance(61)
+    assert sim.shutdown_times == [pytest.approx(requested + 60)]
+
+
+def test_remote_commands_are_refused_unless_enabled() -> None:
+    sim = online(Sim("delay: 600", key=KEY))
+    sim.command("shutdown_now")
+    sim.advance(3600)
+    assert sim.shutdown_times == []
+    assert sim.runtime.rejections.counts == {"remote_disabled": 1}
+
+
+def test_users_are_warned_once_at_each_mark() -> None:
+    sim = online(Sim("delay: 600\nwarnings: [5m, 1m]"))
+    sim.mains("off", 2)
+    start = sim.now
+    sim.advance(700)
+    times = [t - start for t, _ in sim.runner.warnings()]
+    assert times == [pytest.approx(300), pytest.approx(540)]
+    _, first = sim.runner.warnings()[0]
+    assert first.stdin is not None
+    assert "shut down in 5 min" in first.stdin
+
+
+def test_a_mark_already_passed_at_the_start_warns_once() -> None:
+    sim = online(Sim("delay: 30\nwarnings: [5m, 1m]"))
+    sim.mains("off", 2)
+    sim.advance(40)
+    assert len(sim.runner.warnings()) == 1
+
+
+def test_dry_run_logs_and_rearms(caplog: pytest.LogCaptureFixture) -> None:
+    sim = online(Sim("delay: 10\ndry_run: true\nwarnings: []"))
+    with caplog.at_level(logging.WARNING):
+        sim.mains("off", 2)
+        sim.advance(11)
+        sim.mains("on", 3)
+        sim.advance(1)
+        sim.mains("off", 4)
+        sim.advance(11)
+    assert sim.runner.calls == []
+    assert sim.runtime.shutdowns == 2
+    assert caplog.text.count("dry run: would shut down now") == 2
+    assert sim.last_state()["armed"] is False
+
+
+def test_state_and_discovery_are_published() -> None:
+    sim = online(Sim("delay: 600"))
+    topics = ClientTopics("powerbridge", "pc1")
+    state = sim.last_state()
+    assert state["v"] == 1
+    assert state["state"] == "idle"
+    assert state["armed"] is True
+    assert state["seconds_left"] is None
+    assert state["bridges"]["test-bridge"]["mains"] == "on"
+    assert state["bridges"]["test-bridge"]["online"] is True
+    sim.mains("off", 2)
+    sim.advance(10)
+    state = sim.last_state()
+    assert state["state"] == "counting"
+    assert state["cause"] == "outage"
+    assert state["seconds_left"] == pytest.approx(590, abs=5)
+    assert state["deadline"] is not None
+    assert state["bridges"]["test-bridge"]["mains"] == "off"
+    assert all(m.retain and m.qos == 1 for m in sim.publisher.on(topics.state))
+    node = client_node_id("pc1")
+    discovery = {m.topic: m.json() for m in sim.publisher.messages if m.topic.endswith("/config")}
+    assert set(discovery) == {
+        f"homeassistant/sensor/{node}/shutdown_in/config",
+        f"homeassistant/binary_sensor/{node}/armed/config",
+    }
+    sensor = discovery[f"homeassistant/sensor/{node}/shutdown_in/config"]
+    assert sensor["unique_id"] == f"{node}_shutdown_in"
+    assert sensor["device_class"] == "duration"
+    assert sensor["state_topic"] == topics.state
+    assert sensor["availability"][0]["topic"] == topics.status
+
+
+def test_state_is_republished_while_counting_but_not_while_idle() -> None:
+    sim = online(Sim("delay: 600"))
+    topic = ClientTopics("powerbridge", "pc1").state
+    before = len(sim.publisher.on(topic))
+    sim.refreshing(600)
+    assert len(sim.publisher.on(topic)) == before  # idle: only changes are published
+    sim.mains("off", 2)
+    sim.refreshing(60)
+    assert len(sim.publisher.on(topic)) - before >= 12  # about every 5 s
+
+
+def test_bad_input_is_counted_and_shown() -> None:
+    sim = online(Sim("delay: 0"))
+    sim.deliver("powerbridge/test-bridge/mains", b"garbage")
+    sim.deliver("powerbridge/test-bridge/status", b"maybe")
+    sim.deliver("powerbridge/test-bridge/mains", b'{"v":1,"state":"off"}')
+    sim.advance(1)
+    assert sim.shutdown_times == []
+    assert sim.runtime.rejections.counts == {"malformed": 3}
+    assert sim.last_state()["rejected"] == 3
+
+
+def test_unsigned_mains_rejected_when_a_key_is_set() -> None:
+    sim = Sim("delay: 0", key=KEY)
+    sim.connect()
+    sim.status(True)
+    sim.key = None  # the "bridge" now sends unsigned messages
+    sim.mains("off", 1)
+    sim.advance(10)
+    assert sim.shutdown_times == []
+    assert sim.runtime.rejections.counts == {"unsigned": 1}
+
+
+def test_min_supplies_across_two_bridges() -> None:
+    sim = Sim("delay: 100\nmin_supplies: 1", bridges=("a", "b"))
+    sim.connect()
+    for device in ("a", "b"):
+        sim.status(True, device=device, retained=True)
+        sim.mains("on", 1, device=device, retained=True)
+    sim.mains("off", 2, device="a")
+    sim.advance(200)
+    assert sim.shutdown_times == []
+    sim.mains("off", 2, device="b")
+    second = sim.now
+    sim.mains("off", 2, device="a", elapsed=200)
+    sim.advance(101)
+    assert sim.shutdown_times == [pytest.approx(second + 100)]
