@@ -588,12 +588,15 @@ def check_data_dir(ctx: CheckContext) -> CheckResult:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
+            as_user = hasattr(os, "geteuid") and os.geteuid() != 0
             return _fail(
                 "data_dir",
                 f"{path} is not writable: {exc.strerror or exc}",
-                "the service's StateDirectory=powerbridge owns /var/lib/powerbridge; for another "
-                "device.data_dir, make it writable by user powerbridge (and by this user for the "
-                "check)",
+                "run the check as root (`sudo powerbridge check`): the directory belongs to the "
+                "service user"
+                if as_user and isinstance(exc, PermissionError)
+                else "the service's StateDirectory=powerbridge owns /var/lib/powerbridge; for "
+                "another device.data_dir, make it writable by user powerbridge",
                 free_mb=round(free_mb, 1),
             )
         where = f"{path} is writable"

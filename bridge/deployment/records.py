@@ -115,8 +115,11 @@ def open_db_readonly(data_dir: Path) -> sqlite3.Connection | None:
     the schema is not touched.
     """
     path = db.db_path(data_dir)
-    if not path.is_file():
-        return None
+    try:
+        if not path.is_file():
+            return None
+    except OSError as exc:  # a directory this user may not enter
+        raise sqlite3.OperationalError(f"cannot read {path}: {exc.strerror or exc}") from None
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
