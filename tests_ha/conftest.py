@@ -7,9 +7,10 @@ rack, shutdown clients ``office-pc`` and ``nas``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from bridge.model import MainsState
@@ -19,11 +20,13 @@ from custom_components.powerbridge.const import (
     CONF_DEVICE_ID,
     DOMAIN,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_mqtt_message,
 )
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 DEVICE_ID = "rack-a"
 BASE = "powerbridge"
@@ -55,10 +58,24 @@ def bridge_entry(hass: HomeAssistant, entry_options: dict[str, Any]) -> MockConf
 
 
 @pytest.fixture
+async def mqtt_mock(
+    mock_hass_config: None,
+    mqtt_mock_entry: Callable[[], Awaitable[MqttMockHAClient]],
+) -> MqttMockHAClient:
+    """Home Assistant's MQTT integration with the paho client mocked (published messages
+    are recorded, not sent), with the two entity platforms the bridge's discovery uses
+    (loading all of MQTT's platforms would triple the setup time of every test)."""
+    with patch(
+        "homeassistant.components.mqtt.PLATFORMS", [Platform.BINARY_SENSOR, Platform.SENSOR]
+    ):
+        return await mqtt_mock_entry()
+
+
+@pytest.fixture
 async def setup_bridge(
-    hass: HomeAssistant, mqtt_mock: Any, bridge_entry: MockConfigEntry
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, bridge_entry: MockConfigEntry
 ) -> MockConfigEntry:
-    """MQTT (mocked client) and the component set up for ``rack-a``."""
+    """MQTT and the component set up for ``rack-a``."""
     assert await hass.config_entries.async_setup(bridge_entry.entry_id)
     await hass.async_block_till_done()
     return bridge_entry
@@ -77,7 +94,7 @@ class Bridge:
     def topic(self, leaf: str) -> str:
         return f"{BASE}/{self.device_id}/{leaf}"
 
-    def status(self, text: str, *, retain: bool = True) -> None:
+    def status(self, text: str, *, retain: bool = False) -> None:
         async_fire_mqtt_message(self.hass, self.topic("status"), text, qos=1, retain=retain)
 
     def mains_payload(
@@ -125,7 +142,8 @@ class Bridge:
             "pzem004t",
             {"voltage_v": 229.8, "power_w": power_w, "energy_wh": energy_wh},
         )
-        async_fire_mqtt_message(self.hass, self.topic("state"), raw, qos=0, retain=True)
+        # Live messages reach an existing subscriber with the retain flag clear.
+        async_fire_mqtt_message(self.hass, self.topic("state"), raw, qos=0)
 
     def event(
         self,
@@ -157,7 +175,7 @@ class Bridge:
         from bridge.mqtt.contract import encode_health
 
         raw = encode_health(self.device_id, values)
-        async_fire_mqtt_message(self.hass, self.topic("health"), raw, retain=True)
+        async_fire_mqtt_message(self.hass, self.topic("health"), raw)
 
 
 class Client:
@@ -177,7 +195,7 @@ class Client:
         )
 
     def status(self, text: str) -> None:
-        async_fire_mqtt_message(self.hass, self.topic("status"), text, qos=1, retain=True)
+        async_fire_mqtt_message(self.hass, self.topic("status"), text, qos=1)
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 The component cannot import ``bridge`` (a Home Assistant install does not have it),
 so it carries a generated copy of the rows it needs: the entities whose value comes
-from the ``mains`` topic.  ``tests_ha/test_entity_table.py`` fails when the copy is
-out of date; regenerate with::
+from the ``mains`` or ``outage`` topics (all computable from ``mains``).
+``tests_ha/test_entity_table.py`` fails when the copy is out of date; regenerate with::
 
     .venv/bin/python tests_ha/generate_entity_table.py
 """
@@ -16,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "custom_components" / "powerbridge" / "entity_table.py"
+SOURCES = ("mains", "outage")
+"""The rows the component can compute from the ``mains`` topic it follows anyway."""
 FIELDS = (
     "key",
     "component",
@@ -76,7 +78,7 @@ def render() -> str:
 
     rows = []
     for description in BRIDGE_ENTITIES:
-        if description.source != "mains":
+        if description.source not in SOURCES:
             continue
         args = "".join(
             f"        {name}={_literal(getattr(description, name))},\n" for name in FIELDS

@@ -335,9 +335,19 @@ def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode_command(
-    topic: str, args: dict[str, Any], *, ts: datetime, nonce: str, key: bytes | None = None
+    topic: str,
+    args: dict[str, Any],
+    *,
+    ts: datetime,
+    nonce: str,
+    key: bytes | None = None,
+    bind_topic: bool = True,
 ) -> bytes:
-    """A command for ``topic``: ``{"v":1,"ts","nonce","args"[,"sig"]}``, signed with ``key``."""
+    """A command for ``topic``: ``{"v":1,"ts","nonce","args"[,"sig"]}``, signed with ``key``.
+
+    Shutdown clients verify a signature over the payload *and its topic*
+    (``bind_topic``); bridges (``cmd/simulate``) verify one over the payload alone.
+    """
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
         "ts": isoformat_utc(ts),
@@ -345,5 +355,6 @@ def encode_command(
         "args": args,
     }
     if key is not None:
-        payload["sig"] = signature(key, command_signing_body(topic, payload))
+        body = command_signing_body(topic, payload) if bind_topic else payload
+        payload["sig"] = signature(key, body)
     return dumps(payload)

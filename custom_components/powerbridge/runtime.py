@@ -143,6 +143,7 @@ class BridgeRuntime:
         self.energy_wh: float | None = None
         self.health: dict[str, Any] | None = None
         self.clients: dict[str, ClientInfo] = {}
+        self._client_status: dict[str, bool] = {}
         self.invalid: dict[str, int] = {}
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._live_unsub: CALLBACK_TYPE | None = None
@@ -239,7 +240,10 @@ class BridgeRuntime:
         return self._data.energy_total_wh + (self._current_outage_energy() or 0.0)
 
     def _current_outage_energy(self) -> float | None:
-        if not self.in_outage or self.energy_wh is None or self._data.energy_at_start_wh is None:
+        return self._energy_since_outage_start() if self.in_outage else None
+
+    def _energy_since_outage_start(self) -> float | None:
+        if self.energy_wh is None or self._data.energy_at_start_wh is None:
             return None
         return max(0.0, self.energy_wh - self._data.energy_at_start_wh)
 
@@ -315,7 +319,7 @@ class BridgeRuntime:
         duration = mains.last_outage_s
         if duration is None and started is not None:
             duration = max(0.0, (mains.since - _parse(started)).total_seconds())
-        energy = self._current_outage_energy()
+        energy = self._energy_since_outage_start()
         self._finish_outage(
             OutageRecord(
                 started=started,
@@ -353,7 +357,7 @@ class BridgeRuntime:
                     started=protocol.isoformat_utc(event.started),
                     ended=protocol.isoformat_utc(event.ended),
                     duration_s=event.duration_s,
-                    energy_wh=self._current_outage_energy() if live else None,
+                    energy_wh=self._energy_since_outage_start() if live else None,
                     end_seq=event.mains_seq,
                     replayed=not live,
                 )
@@ -454,12 +458,17 @@ class BridgeRuntime:
     @callback
     def _on_client_status(self, msg: ReceiveMessage) -> None:
         client_id = protocol.client_id_from_topic(self.base, msg.topic)
-        if client_id is None or client_id not in self.clients:
-            return  # a client appears through its state (which names its bridges)
+        if client_id is None:
+            return
         try:
             online = protocol.decode_status(_raw(msg))
         except protocol.PayloadError as exc:
             self._invalid("client status", msg.topic, exc)
+            return
+        if client_id not in self.clients:
+            # A client appears through its state (which names its bridges); keep
+            # its status until then.
+            self._client_status[client_id] = online
             return
         self.clients[client_id].online = online
         self._notify()
@@ -468,6 +477,7 @@ class BridgeRuntime:
         info = self.clients.get(client_id)
         if info is None:
             info = self.clients[client_id] = ClientInfo(client_id)
+            info.online = self._client_status.pop(client_id, None)
         if client_id not in self._data.clients:
             self._data.clients = sorted([*self._data.clients, client_id])
             self._save()
@@ -482,15 +492,26 @@ class BridgeRuntime:
             self._notify()
 
     # ------------------------------------------------------------------ outbound
-    async def async_command(self, topic: str, args: dict[str, Any], *, signed: bool) -> None:
-        """Publish a command (``CommandPayload``), signed with the entry's key when it has one."""
-        if signed and self.key is None:
+    async def async_command(
+        self, topic: str, args: dict[str, Any], *, require_key: bool, bind_topic: bool
+    ) -> None:
+        """Publish a command (``CommandPayload``), signed with the entry's key when it has one.
+
+        ``require_key``: refuse to send it unsigned (shutdown clients ignore unsigned
+        commands, so sending one would only look like it worked).
+        """
+        if require_key and self.key is None:
             raise HomeAssistantError(
                 "This command must be signed: set the signing key in the powerbridge "
                 "integration's options (the same key as the clients' signing.key_file)"
             )
         payload = protocol.encode_command(
-            topic, args, ts=dt_util.utcnow(), nonce=secrets.token_hex(8), key=self.key
+            topic,
+            args,
+            ts=dt_util.utcnow(),
+            nonce=secrets.token_hex(8),
+            key=self.key,
+            bind_topic=bind_topic,
         )
         await mqtt.async_publish(
             self.hass, topic, payload.decode(), qos=protocol.QOS_CMD, retain=False
