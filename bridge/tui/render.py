@@ -28,6 +28,17 @@ BOLD, RED, GREEN, YELLOW, DIM, RESET = (
 )
 
 
+HIGHLIGHTS = (
+    ("mains OFF", RED + BOLD),
+    ("mains on ", GREEN),
+    (" offline ", RED),
+    ("counting", YELLOW + BOLD),
+    ("shutting_down", RED + BOLD),
+    ("NOT ARMED", RED),
+)
+"""Words coloured in the live view (never in plain mode; ``NO_COLOR`` switches it off)."""
+
+
 def unicode_ok(stream: TextIO) -> bool:
     encoding = (getattr(stream, "encoding", None) or "ascii").lower().replace("-", "")
     return encoding in ("utf8", "utf16", "utf32")
@@ -146,6 +157,7 @@ class Screen:
         if live is None:
             live = self.stream.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
         self.live = live
+        self.color = live and "NO_COLOR" not in os.environ
         self.ascii_only = not unicode_ok(self.stream)
         self._drawn = 0
 
@@ -156,7 +168,7 @@ class Screen:
         out = []
         if self._drawn:
             out.append(CURSOR_UP.format(n=self._drawn))
-        out.extend(f"{ERASE_LINE}{line}\n" for line in lines)
+        out.extend(f"{ERASE_LINE}{self._paint(line)}\n" for line in lines)
         if len(lines) < self._drawn:
             # Erase what is left of a longer previous frame, then come back up.
             extra = self._drawn - len(lines)
@@ -165,6 +177,13 @@ class Screen:
         self.stream.write("".join(out))
         self.stream.flush()
         self._drawn = len(lines)
+
+    def _paint(self, line: str) -> str:
+        if not self.color:
+            return line
+        for word, style in HIGHLIGHTS:
+            line = line.replace(word, f"{style}{word}{RESET}")
+        return line
 
     def line(self, text: str) -> None:
         """A line that stays: printed above the live frame, or simply printed."""
