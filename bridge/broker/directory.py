@@ -467,8 +467,11 @@ class BrokerDirectory:
             raise BrokerSetupError(f"cannot read {path}: {exc}{_sudo_hint(exc)}") from None
 
     def _mkdir(self, path: Path, mode: int) -> None:
+        """Create ``path`` with exactly ``mode`` (not narrowed by the umask); keep existing ones."""
         try:
-            path.mkdir(parents=True, exist_ok=True, mode=mode)
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True, mode=mode)
+                path.chmod(mode)
         except OSError as exc:
             raise BrokerSetupError(f"cannot create {path}: {exc}{_sudo_hint(exc)}") from None
 
