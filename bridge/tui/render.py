@@ -53,10 +53,12 @@ def progress_bar(fraction: float, width: int = 20, *, ascii_only: bool = False) 
 
 
 def duration(seconds: float | None) -> str:
-    """``8 s``, ``2 min 05 s``, ``3 h 02 min``; ``?`` when unknown."""
+    """``8.2 s``, ``42 s``, ``2 min 05 s``, ``3 h 02 min``; ``?`` when unknown."""
     if seconds is None:
         return "?"
     seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:

@@ -120,7 +120,8 @@ def test_progress_bar_and_durations() -> None:
     assert progress_bar(1.5, 4) == "████"
     assert progress_bar(0.5, 4, ascii_only=True) == "##--"
     assert duration(None) == "?"
-    assert duration(8.2) == "8 s"
+    assert duration(8.24) == "8.2 s"
+    assert duration(42.4) == "42 s"
     assert duration(125) == "2 min 05 s"
     assert duration(3 * 3600 + 120) == "3 h 02 min"
 
