@@ -36,7 +36,7 @@ from bridge.broker.acl import (
     client_block,
     client_user,
 )
-from bridge.errors import PowerbridgeError
+from bridge.errors import PowerbridgeError, UsageError
 from bridge.mqtt.contract import DEFAULT_BASE, DEFAULT_DISCOVERY_PREFIX
 
 DEFAULT_DIR = Path("/etc/mosquitto/powerbridge")
@@ -216,7 +216,10 @@ class BrokerDirectory:
         clients = [check_client_id(c) for c in clients]
         if with_tls:
             tls.require()  # before anything is written: all or nothing on a fresh machine
-            hosts = [tls.check_host(h) for h in hosts] if hosts else None
+            try:
+                hosts = [tls.check_host(h) for h in hosts] if hosts else None
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         report = Report()
         if self._missing_group is not None:
             report.add(
@@ -397,8 +400,13 @@ class BrokerDirectory:
     ) -> None:
         """A local CA and a server certificate for ``hosts``; existing ones are kept."""
         hosts = tls.unique([tls.check_host(h) for h in hosts])
+        had_ca = self.ca_crt.exists()
         ca = self._ensure_ca(report)
         have = self.server_crt.exists() and self.server_key.exists()
+        if have and not had_ca:
+            # A certificate from a CA that is gone is useless to clients holding the new ca.crt.
+            new_server_cert = True
+            report.add(str(self.server_crt), "warning", "the CA is new: issuing a new one")
         if have and not new_server_cert:
             info = tls.describe(self.server_crt.read_bytes())
             report.add(str(self.server_crt), "kept", f"for {', '.join(info.hosts)}")

@@ -316,3 +316,25 @@ def test_without_cryptography_nothing_is_written_and_the_fix_is_named(
     store, report = make(tmp_path / "b", clients=["office"], with_tls=False)
     assert report.outcome("password: client-office") == "created"
     assert not store.ca_crt.exists()
+
+
+def test_a_new_ca_gets_a_new_server_certificate(tmp_path: Path) -> None:
+    store, _ = make(tmp_path / "b")
+    old_key = store.server_key.read_bytes()
+    store.ca_crt.unlink()
+    store.ca_key.unlink()
+    _, report = make(tmp_path / "b")
+    assert report.outcome(str(store.ca_crt)) == "created"
+    assert tls.signed_by(store.server_crt.read_bytes(), store.ca_crt.read_bytes())
+    assert store.server_key.read_bytes() != old_key
+    assert any("CA is new" in w.detail for w in report.warnings)
+
+
+def test_bad_host_name_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="neither"):
+        BrokerDirectory(tmp_path / "b").init(
+            conf_template=shipped_file("powerbridge.conf"),
+            acl_template=shipped_file("acl"),
+            hosts=["not a host"],
+        )
+    assert not (tmp_path / "b").exists()
