@@ -431,10 +431,21 @@ class Deployer:
         doc["last_sample"] = self._status_last_sample(config, retained.get("state"))
         doc["spool"] = self._status_spool(config, health)
         doc["deployment"] = self._status_deployment(config, retained.get("deployment"))
+        if doc["deployment"] is not None:
+            doc["deployment"]["config_changed"] = self._config_changed(doc["deployment"])
         self._judge(config, doc, problems)
         doc["healthy"] = not problems
         doc["problems"] = problems
         return doc, not problems
+
+    def _config_changed(self, deployment: dict[str, Any]) -> bool | None:
+        """Whether the configuration file differs from the one deployed (``None``: unknown)."""
+        recorded = deployment.get("config_sha256")
+        try:
+            current = records.config_sha256(self.config_path)
+        except OSError:
+            return None
+        return None if not isinstance(recorded, str) else current != recorded
 
     def _status_service(self, problems: list[str]) -> dict[str, Any]:
         unit_file = systemd.installed_unit(self.root)
@@ -661,5 +672,7 @@ def format_status(doc: dict[str, Any]) -> str:
             f'  deployment   "{dep.get("name")}" at {dep.get("latitude")}, {dep.get("longitude")}'
             f" {state} {when}"
         )
+        if dep.get("config_changed"):
+            lines.append("               the configuration file has changed since it started")
     lines.extend(f"  ✗ {problem}" for problem in doc["problems"])
     return "\n".join(lines)

@@ -127,6 +127,7 @@ def test_start_writes_units_records_publishes_then_stop_closes(
     assert doc["broker"]["reachable"] is True
     assert doc["deployment"]["name"] == "Rack A"
     assert doc["deployment"]["active"] is True
+    assert doc["deployment"]["config_changed"] is False
     assert doc["healthy"] is False
     assert "service state unknown (--root)" in doc["problems"]
 
