@@ -5,12 +5,24 @@ from __future__ import annotations
 import struct
 
 
-def crc16(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
+def _table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_TABLE = _table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/Modbus (reflected 0xA001, init 0xFFFF), table-driven."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
     return crc
 
 

@@ -389,6 +389,8 @@ class SimulatedMeter:
 
     def _send(self, fd: int, reply: bytes, start: float, byte_time: float) -> None:
         """Write ``reply`` so that byte ``i`` is readable at ``start + (i + 1) × byte_time``."""
+        if not reply:
+            return
         chunk = max(1, int(PACING_CHUNK_S / byte_time)) if byte_time > 0 else len(reply)
         start = max(start, time.monotonic())
         for offset in range(0, len(reply), chunk):
