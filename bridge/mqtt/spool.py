@@ -216,7 +216,8 @@ class Spool:
         """
         out: list[SpoolItem] = []
         cursor = after
-        skip = self._acked if not exclude else self._acked | exclude
+        acked = self._acked
+        exclude = exclude or set()
         while len(out) < limit:
             rows = self._conn.execute(
                 "SELECT seq, kind, body FROM spool_items"
@@ -227,7 +228,7 @@ class Spool:
                 break
             for seq, kind, body in rows:
                 cursor = seq
-                if seq not in skip:
+                if seq not in acked and seq not in exclude:
                     out.append(SpoolItem(int(seq), int(kind), bytes(body)))
         return out
 

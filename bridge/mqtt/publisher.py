@@ -1,0 +1,739 @@
+"""The bridge's MQTT side: the paho-mqtt link, and the publisher that feeds it from the spool.
+
+Two layers:
+
+* :class:`MqttLink` wraps one paho-mqtt 2.x client (``CallbackAPIVersion.VERSION2``):
+  MQTT 3.1.1 or 5, TLS and credentials from the configuration, the retained
+  ``offline`` last will at QoS 1, ``connect_async`` + ``loop_start`` (a broker that
+  is down at boot is not fatal), paho's own exponential reconnect backoff, and on
+  every (re)connect: subscriptions renewed, then ``online``.  Its callbacks run on
+  paho's network thread and only *post* work to the owner.
+* :class:`BridgePublisher` runs on the daemon's main thread and owns the spool.
+  Samples and events are committed to the spool before they are published and
+  leave it only on PUBACK.  While connected, new samples go out in small *live*
+  batches; everything older (spooled while the broker was away, or left over from
+  a previous run) is *replayed* oldest first, in batches of ``spool.batch_size``,
+  with at most :data:`REPLAY_WINDOW` batches awaiting acknowledgement, so live data
+  keeps flowing during a long replay.  Retained topics (``state``, ``mains``,
+  ``outage``, ``health``) are republished with discovery after every connect, on
+  ``cmd/republish`` and, after a short random delay, when Home Assistant announces
+  itself (``<prefix>/status`` = ``online``).  Discovery configs that are no longer
+  generated are cleared with empty retained payloads.
+
+paho keeps unacknowledged QoS 1 messages in memory and sends them again after a
+reconnect; the publisher therefore never hands the same spooled item to paho twice
+in one process, and only ever hands it a bounded number of messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import sqlite3
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from bridge.broker.acl import bridge_user
+from bridge.clock import Clock, SystemClock
+from bridge.config.bridge import BridgeConfig
+from bridge.config.common import MqttConfig
+from bridge.db import ensure_schema
+from bridge.errors import PayloadError, PowerbridgeError, UsageError
+from bridge.log import RepeatedFailure
+from bridge.model import MainsEvent, Reading
+from bridge.mqtt import signing
+from bridge.mqtt.contract import (
+    BRIDGE_COMMANDS,
+    OFFLINE,
+    ONLINE,
+    QOS_CMD,
+    QOS_DISCOVERY,
+    QOS_EVENTS,
+    QOS_SAMPLES,
+    QOS_STATE,
+    QOS_STATUS,
+    READING_FIELDS,
+    BridgeTopics,
+    CommandPayload,
+    MainsPayload,
+    channel_key,
+    dumps,
+    encode_sample_batch,
+    encode_state,
+    ha_status_topic,
+    loads_object,
+)
+from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
+from bridge.mqtt.spool import Spool, SpoolItem
+
+log = logging.getLogger(__name__)
+
+REPLAY_WINDOW: Final = 8
+"""Replayed messages (batches or events) handed to paho and not yet acknowledged."""
+LIVE_LINGER_S: Final = 0.5
+"""A live sample waits at most this long to share a ``samples`` message with the next ones."""
+BIRTH_DELAY_S: Final = (0.5, 3.0)
+"""Random delay before republishing after Home Assistant's birth message."""
+PAHO_MAX_INFLIGHT: Final = 200
+"""paho's own in-flight limit; above our window plus a burst of discovery configs."""
+STOP_ACK_WAIT_S: Final = 1.0
+"""On the way out: how long to wait for acknowledgements of what was just published."""
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS mqtt_discovery (
+    topic TEXT PRIMARY KEY
+);
+"""
+
+Post = Callable[[Callable[[], None]], None]
+"""Run a callable on the owner's (the daemon's main) thread, later."""
+CommandHandler = Callable[[dict[str, Any]], None]
+
+
+# ============================================================================ the link
+
+
+class MqttLink:
+    """One paho-mqtt client with the bridge's will, credentials, TLS and reconnect policy.
+
+    The ``on_*`` callables are called on paho's network thread.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        device_id: str,
+        will_topic: str,
+        subscriptions: Sequence[tuple[str, int]],
+        on_connected: Callable[[], None],
+        on_disconnected: Callable[[str], None],
+        on_ack: Callable[[int, bool], None],
+        on_message: Callable[[str, bytes, bool], None],
+    ) -> None:
+        self.config = config
+        self.host = config.host
+        self.port = config.effective_port
+        self._will_topic = will_topic
+        self._subscriptions = list(subscriptions)
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._on_ack = on_ack
+        self._on_message = on_message
+        self._stopping = False
+        self._failure = RepeatedFailure(log, f"broker {self.host}:{self.port}")
+        self.connects = 0
+        """Successful connections since start (reconnects are ``connects - 1``)."""
+        v5 = config.protocol == "5"
+        self._v5 = v5
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id or f"powerbridge-bridge-{device_id}",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        self._client.username_pw_set(config.username or bridge_user(device_id), config.password())
+        if config.tls.enabled:
+            try:
+                self._client.tls_set(
+                    ca_certs=config.tls.ca_file,
+                    certfile=config.tls.cert_file,
+                    keyfile=config.tls.key_file,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise UsageError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
+            if config.tls.insecure:
+                self._client.tls_insecure_set(True)
+        self._client.will_set(will_topic, OFFLINE, qos=QOS_STATUS, retain=True)
+        # paho computes the delays in floats; its hints say int.
+        self._client.reconnect_delay_set(
+            cast("int", config.reconnect_min), cast("int", config.reconnect_max)
+        )
+        self._client.max_inflight_messages_set(PAHO_MAX_INFLIGHT)
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._handle_connect
+        self._client.on_connect_fail = self._handle_connect_fail
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_publish = self._handle_publish
+        self._client.on_message = self._handle_message
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        properties = None
+        if self._v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 0
+        self._client.connect_async(
+            self.host,
+            self.port,
+            keepalive=max(1, round(self.config.keepalive)),
+            clean_start=True if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Publish ``offline`` (retained) and disconnect cleanly; then stop paho's thread."""
+        self._stopping = True
+        if self._client.is_connected():
+            info = self._client.publish(self._will_topic, OFFLINE, qos=QOS_STATUS, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline before stopping: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> int | None:
+        """Hand a message to paho; its message id (``None`` if paho refused it)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            log.warning("paho refused a message for %s: %s", topic, mqtt.error_string(info.rc))
+            return None
+        return int(info.mid)
+
+    # ------------------------------------------------------------------ paho callbacks
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _properties: Any,
+    ) -> None:
+        if reason.is_failure:
+            hint = ""
+            if reason.value in (0x86, 0x87, 4, 5):  # bad user name or password / not authorised
+                hint = " (check mqtt.username and the password, and the broker's ACL)"
+            self._failure.failed(f"connection refused: {reason}{hint}")
+            return
+        if self._subscriptions:
+            client.subscribe(self._subscriptions)
+        client.publish(self._will_topic, ONLINE, qos=QOS_STATUS, retain=True)
+        self.connects += 1
+        self._failure.recovered()
+        log.info("connected to broker %s:%d", self.host, self.port)
+        self._on_connected()
+
+    def _handle_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self._failure.failed(self._probe())
+
+    def _probe(self) -> str:
+        """Why the broker cannot be reached (paho does not pass the cause on)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return "connection failed (the port answers; TLS or protocol mismatch?)"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+
+    def _handle_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _properties: Any,
+    ) -> None:
+        if self._stopping:
+            return
+        log.info("disconnected from broker %s:%d: %s", self.host, self.port, reason)
+        self._on_disconnected(str(reason))
+
+    def _handle_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._on_ack(mid, not reason.is_failure)
+
+    def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
+
+
+# ============================================================================ commands
+
+
+class CommandGate:
+    """Decode, authenticate and de-duplicate commands on ``<base>/<device_id>/cmd/<name>``."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, CommandHandler],
+        *,
+        key: bytes | None,
+        max_age: float,
+        clock: Clock,
+    ) -> None:
+        self._handlers = dict(handlers)
+        self._key = key
+        self._max_age = max_age
+        self._clock = clock
+        self._nonces: dict[str, float] = {}
+        self.rejected = 0
+        """Commands refused (bad payload, bad or missing signature, replay, unknown name)."""
+
+    def handle(self, name: str, raw: bytes) -> bool:
+        """Run the command if it is acceptable; log and count it otherwise."""
+        try:
+            handler = self._handler(name)
+            command = self._accept(name, raw)
+            log.info("command %s %s", name, command.args)
+            handler(command.args)
+        except (PayloadError, PowerbridgeError) as exc:
+            self.rejected += 1
+            log.warning("command %s refused: %s", name, exc)
+            return False
+        return True
+
+    def _handler(self, name: str) -> CommandHandler:
+        handler = self._handlers.get(name)
+        if handler is None:
+            known = ", ".join(BRIDGE_COMMANDS)
+            raise PayloadError(f"unknown command {name!r} (known: {known})")
+        return handler
+
+    def _accept(self, name: str, raw: bytes) -> CommandPayload:
+        data = loads_object(raw, max_size=4096)
+        command = CommandPayload.decode(name, raw)
+        if self._key is None:
+            return command
+        if not signing.verify(self._key, data):
+            raise PayloadError("missing or bad signature")
+        now_utc = self._clock.utcnow()
+        if abs((now_utc - command.ts).total_seconds()) > self._max_age:
+            raise PayloadError(f"outside the {self._max_age:.0f} s replay window")
+        now = self._clock.monotonic()
+        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+        if command.nonce in self._nonces:
+            raise PayloadError("replayed nonce")
+        self._nonces[command.nonce] = now + 2 * self._max_age
+        return command
+
+
+# ============================================================================ mains payload
+
+
+def mains_payload(
+    device: str,
+    event: MainsEvent,
+    *,
+    clock: Clock,
+    outage_count: int,
+    last_outage_s: float | None,
+    key: bytes | None = None,
+) -> bytes:
+    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed."""
+    payload = MainsPayload(
+        device=device,
+        state=event.state,
+        since=event.began,
+        seq=event.seq,
+        ts=clock.utcnow(),
+        elapsed_s=max(0.0, clock.monotonic() - event.began_monotonic),
+        source=event.source,
+        outage_count=outage_count,
+        last_outage_s=last_outage_s,
+    )
+    if key is None:
+        return payload.encode()
+    return dumps(signing.sign(key, payload.to_dict()))
+
+
+# ============================================================================ the publisher
+
+
+@dataclass
+class _Retained:
+    producer: Callable[[], bytes]
+    qos: int
+
+
+@dataclass
+class PublisherStats:
+    """Figures for health and tests."""
+
+    samples_published: int = 0
+    replay_batches: int = 0
+    live_batches: int = 0
+    acks: int = 0
+    failed_acks: int = 0
+    republishes: int = 0
+    discovery_cleared: int = 0
+    last_replay_done: float | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class BridgePublisher:
+    """Everything the bridge publishes, on the owner's thread (see the module docstring).
+
+    Args:
+        config: the bridge configuration.
+        spool: the durable spool (owned by this publisher from now on).
+        conn: a database connection for the record of published discovery topics.
+        post: runs a callable on the owner's thread (paho callbacks are marshalled by it).
+        discovery: the discovery messages to publish (``discovery_messages(...)``).
+        commands: handlers by command name (``simulate``, ``republish`` is built in).
+    """
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        spool: Spool,
+        *,
+        device_id: str,
+        conn: sqlite3.Connection,
+        post: Post,
+        discovery: Sequence[DiscoveryMessage] = (),
+        commands: Mapping[str, CommandHandler] | None = None,
+        signing_key: bytes | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        link_factory: Callable[..., MqttLink] = MqttLink,
+    ) -> None:
+        self.config = config
+        self.spool = spool
+        self.device_id = device_id
+        self.topics = BridgeTopics(config.mqtt.base_topic, device_id)
+        self._conn = conn
+        ensure_schema(conn, SCHEMA)
+        self._post = post
+        self._discovery = list(discovery)
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()  # noqa: S311 - a jitter, not a secret
+        self._batch = config.spool.batch_size
+        handlers: dict[str, CommandHandler] = {"republish": lambda _args: self.republish()}
+        handlers.update(commands or {})
+        self.commands = CommandGate(
+            handlers, key=signing_key, max_age=config.signing.max_age, clock=self._clock
+        )
+        self._ha_status = ha_status_topic(config.mqtt.discovery.prefix)
+        subscriptions = [(self.topics.cmd_filter, QOS_CMD)]
+        if config.mqtt.discovery.enabled:
+            subscriptions.append((self._ha_status, 1))
+        self.link = link_factory(
+            config.mqtt,
+            device_id=device_id,
+            will_topic=self.topics.status,
+            subscriptions=subscriptions,
+            on_connected=lambda: post(self._connected),
+            on_disconnected=lambda reason: post(lambda: self._disconnected(reason)),
+            on_ack=lambda mid, ok: post(lambda: self._acknowledged(mid, ok)),
+            on_message=lambda t, p, r: post(lambda: self._message(t, p, r)),
+        )
+        self.stats = PublisherStats()
+        self.connected = False
+        self._live_from = spool.next_seq
+        self._cursor = 0
+        self._replay_done = True
+        self._live: list[SpoolItem] = []
+        self._live_since: float | None = None
+        self._inflight: dict[int, list[int]] = {}
+        self._inflight_seqs: set[int] = set()
+        self._replay_mids: set[int] = set()
+        self._clearing: dict[int, str] = {}
+        self._retained: dict[str, _Retained] = {}
+        self._state_channels: dict[int, dict[str, float]] = {}
+        self._state_meta: tuple[datetime, int, str] | None = None
+        self._state_due: float | None = None
+        self._state_last = float("-inf")
+        self._republish_at: float | None = None
+        self._spool_failure = RepeatedFailure(log, "cannot write to the spool")
+        self._ack_failure = RepeatedFailure(log, "broker refused spooled messages")
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        """Send what is pending, wait briefly for acknowledgements, ``offline``, disconnect."""
+        if self.connected:
+            self.flush_live()
+        self.link.stop(timeout=STOP_ACK_WAIT_S)
+
+    # ------------------------------------------------------------------ figures
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
+
+    @property
+    def inflight_messages(self) -> int:
+        return len(self._inflight)
+
+    @property
+    def replaying(self) -> bool:
+        return self.connected and not self._replay_done
+
+    # ------------------------------------------------------------------ inputs (owner thread)
+    def add_reading(self, reading: Reading) -> SpoolItem | None:
+        """Spool a reading (before anything else), then queue it for live publishing."""
+        item: SpoolItem | None = None
+        try:
+            item = self.spool.add_sample(reading)
+        except sqlite3.Error as exc:
+            self._spool_failure.failed(exc)
+        self._update_state(reading, item.seq if item else None)
+        if item is None:
+            return None
+        if self._spool_failure.failing:
+            self._spool_failure.recovered()
+        if self.connected:
+            if not self._live:
+                self._live_since = self._clock.monotonic()
+            self._live.append(item)
+            if len(self._live) >= self._batch:
+                self.flush_live()
+        return item
+
+    def add_event(self, build: Callable[[int], bytes]) -> SpoolItem | None:
+        """Spool an event whose payload ``build(seq)`` makes; publish it now if connected."""
+        try:
+            item = self.spool.add_event(build)
+        except sqlite3.Error as exc:
+            self._spool_failure.failed(exc)
+            return None
+        if self.connected:
+            self.flush_live()  # keep the order of samples and events for live consumers
+            self._send([item])
+        return item
+
+    def retain(self, topic: str, producer: Callable[[], bytes], qos: int) -> None:
+        """Set the current value of a retained topic (made fresh by ``producer`` each time)."""
+        self._retained[topic] = _Retained(producer, qos)
+        if self.connected:
+            self._publish_retained(topic)
+
+    def republish(self, delay: float = 0.0) -> None:
+        """Republish discovery and every retained state after ``delay`` seconds."""
+        at = self._clock.monotonic() + delay
+        if self._republish_at is None or at < self._republish_at:
+            self._republish_at = at
+
+    # ------------------------------------------------------------------ the pump
+    def pump(self) -> float | None:
+        """Do what is due; return the monotonic time when it should be called again."""
+        now = self._clock.monotonic()
+        deadlines: list[float] = []
+        if self.connected:
+            if self._republish_at is not None and now >= self._republish_at:
+                self._republish_at = None
+                self._publish_all()
+            if self._live and self._live_since is not None:
+                if now - self._live_since >= LIVE_LINGER_S:
+                    self.flush_live()
+                else:
+                    deadlines.append(self._live_since + LIVE_LINGER_S)
+            self._replay()
+            if self._state_due is not None:
+                if now >= self._state_due:
+                    self._publish_state(now)
+                else:
+                    deadlines.append(self._state_due)
+            if self._republish_at is not None:
+                deadlines.append(self._republish_at)
+        self.spool.tick()
+        return min(deadlines) if deadlines else None
+
+    # ------------------------------------------------------------------ link events (owner)
+    def _connected(self) -> None:
+        self.connected = True
+        self._live_from = self.spool.next_seq
+        self._cursor = 0
+        self._replay_done = False
+        self._live = []
+        self._live_since = None
+        self._publish_all()
+        self._replay()
+
+    def _disconnected(self, reason: str) -> None:
+        del reason  # logged by the link
+        self.connected = False
+        # Not yet handed to paho: they stay in the spool and are replayed after reconnecting.
+        self._live = []
+        self._live_since = None
+
+    def _acknowledged(self, mid: int, ok: bool) -> None:
+        topic = self._clearing.pop(mid, None)
+        if topic is not None:
+            if ok:
+                self._conn.execute("DELETE FROM mqtt_discovery WHERE topic = ?", (topic,))
+                self.stats.discovery_cleared += 1
+            return
+        seqs = self._inflight.pop(mid, None)
+        if seqs is None:
+            return
+        self._replay_mids.discard(mid)
+        self._inflight_seqs.difference_update(seqs)
+        if ok:
+            self.stats.acks += 1
+            self.spool.acknowledge(seqs)
+            if self._ack_failure.failing:
+                self._ack_failure.recovered()
+        else:
+            # MQTT 5 only: the broker refused them; they stay spooled for the next session.
+            self.stats.failed_acks += 1
+            self._ack_failure.failed(f"{len(seqs)} item(s) from seq {seqs[0]}")
+        self._replay()
+
+    def _message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self._ha_status:
+            if payload.strip() == ONLINE.encode() and not retained:
+                delay = self._rng.uniform(*BIRTH_DELAY_S)
+                log.info("Home Assistant started; republishing in %.1f s", delay)
+                self.republish(delay)
+            return
+        prefix = self.topics.cmd("")
+        if topic.startswith(prefix) and not retained:
+            self.commands.handle(topic[len(prefix) :], payload)
+
+    # ------------------------------------------------------------------ publishing
+    def _publish_all(self) -> None:
+        """Discovery (clearing stale configs), then every retained state."""
+        self.stats.republishes += 1
+        self._publish_discovery()
+        for topic in self._retained:
+            self._publish_retained(topic)
+        if self._state_meta is not None:
+            self._publish_state(self._clock.monotonic())
+
+    def _publish_discovery(self) -> None:
+        new = {m.topic for m in self._discovery}
+        old = {row[0] for row in self._conn.execute("SELECT topic FROM mqtt_discovery")}
+        # Remember before publishing: whatever reaches the broker can be cleared later.
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO mqtt_discovery (topic) VALUES (?)", [(t,) for t in new - old]
+        )
+        for message in self._discovery:
+            self.link.publish(message.topic, message.payload, QOS_DISCOVERY, True)
+        pending = set(self._clearing.values())
+        for topic in sorted(old - new - pending):
+            mid = self.link.publish(topic, b"", QOS_DISCOVERY, True)
+            if mid is not None:
+                log.info("clearing stale discovery config %s", topic)
+                self._clearing[mid] = topic
+
+    def _publish_retained(self, topic: str) -> None:
+        entry = self._retained[topic]
+        try:
+            payload = entry.producer()
+        except Exception:
+            log.exception("cannot build the payload of %s", topic)
+            return
+        self.link.publish(topic, payload, entry.qos, True)
+
+    def _update_state(self, reading: Reading, seq: int | None) -> None:
+        values: dict[str, float] = {}
+        for name in READING_FIELDS:
+            value = getattr(reading, name)
+            if value is not None:
+                values[channel_key(name, reading.channel)] = value
+        if reading.energy_wh is not None:
+            values[channel_key("energy_kwh", reading.channel)] = round(reading.energy_wh / 1000, 6)
+        self._state_channels[reading.channel] = values
+        last_seq = seq if seq is not None else (self._state_meta[1] if self._state_meta else 0)
+        self._state_meta = (reading.time, last_seq, reading.meter)
+        if self._state_due is None:
+            self._state_due = max(self._clock.monotonic(), self._state_last + STATE_MIN_INTERVAL_S)
+
+    def state_payload(self) -> bytes | None:
+        """The retained ``state``: the newest reading of every channel (``None`` before one)."""
+        if self._state_meta is None:
+            return None
+        ts, seq, meter = self._state_meta
+        merged: dict[str, Any] = {}
+        for channel in sorted(self._state_channels):
+            merged.update(self._state_channels[channel])
+        return encode_state(self.device_id, ts, seq, meter, merged)
+
+    def _publish_state(self, now: float) -> None:
+        payload = self.state_payload()
+        self._state_due = None
+        if payload is None:
+            return
+        self._state_last = now
+        self.link.publish(self.topics.state, payload, QOS_STATE, True)
+
+    def flush_live(self) -> None:
+        """Publish the live samples that are waiting for company, now."""
+        items, self._live, self._live_since = self._live, [], None
+        if items:
+            self.stats.live_batches += 1
+            self._send(items)
+
+    def _replay(self) -> None:
+        """Hand the oldest spooled items to paho while the replay window has room."""
+        if not self.connected or self._replay_done:
+            return
+        while len(self._replay_mids) < REPLAY_WINDOW:
+            items = self.spool.backlog(
+                after=self._cursor,
+                before=self._live_from,
+                limit=self._batch,
+                exclude=self._inflight_seqs,
+            )
+            if not items:
+                if not self._replay_mids:
+                    self._replay_done = True
+                    self.stats.last_replay_done = self._clock.monotonic()
+                    log.info("spool replay complete")
+                return
+            # Stop a batch at the first event: events go out one by one, in order.
+            first_event = next((i for i, it in enumerate(items) if it.is_event), None)
+            if first_event is not None:
+                items = items[: max(1, first_event)]
+            self._cursor = items[-1].seq
+            self._replay_mids.update(self._send(items))
+            self.stats.replay_batches += 1
+
+    def _send(self, items: list[SpoolItem]) -> list[int]:
+        """Publish items (events singly, runs of samples as batches); track their mids."""
+        mids: list[int] = []
+        run: list[SpoolItem] = []
+
+        def flush_run() -> None:
+            if run:
+                payload = encode_sample_batch(self.device_id, [i.body for i in run])
+                self._track(
+                    self.link.publish(self.topics.samples, payload, QOS_SAMPLES, False), run, mids
+                )
+                self.stats.samples_published += len(run)
+                run.clear()
+
+        for item in items:
+            if item.is_event:
+                flush_run()
+                mid = self.link.publish(self.topics.events, item.body, QOS_EVENTS, False)
+                self._track(mid, [item], mids)
+            else:
+                run.append(item)
+                if len(run) >= self._batch:
+                    flush_run()
+        flush_run()
+        return mids
+
+    def _track(self, mid: int | None, items: list[SpoolItem], mids: list[int]) -> None:
+        if mid is None:
+            return  # refused by paho: still spooled, replayed after the next connect
+        seqs = [i.seq for i in items]
+        self._inflight[mid] = seqs
+        self._inflight_seqs.update(seqs)
+        mids.append(mid)
