@@ -173,7 +173,8 @@ def _probe(args: argparse.Namespace) -> int:
         ) from exc
     except MeterProtocolError as exc:
         raise MeterProtocolError(
-            f"something on {args.port} answered, but not as a {driver.title} would: {exc}.\n"
+            f"something on {args.port} answered, but its reply is not a valid {driver.title} "
+            f"reply: {exc}.\n"
             "Check --type, --baud and --address (and, on RS-485, the A/B wiring)."
         ) from exc
     except MeterDisconnectedError:
