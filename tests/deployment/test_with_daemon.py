@@ -1,8 +1,9 @@
-"""The real bridge daemon against a fake ``$NOTIFY_SOCKET``: READY, periodic WATCHDOG, and
-no WATCHDOG while its main loop is stalled."""
+"""The real bridge daemon: against a fake ``$NOTIFY_SOCKET`` (READY, periodic WATCHDOG, no
+WATCHDOG while its main loop is stalled), and as `deployment status` and `check` see it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import pytest
 from bridge.broker.runner import Mosquitto
 from bridge.config import load_bridge_config
 from bridge.deployment.notify import Notifier
-from tests.deployment.conftest import ConfigWriter
+from tests.deployment.conftest import ConfigWriter, FakeSystemd
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +144,55 @@ def test_powerbridge_run_under_a_fake_systemd(
             process.kill()
             process.wait()
         log.close()
+
+
+def test_status_and_check_of_a_running_daemon(
+    write_config: ConfigWriter,
+    broker: Mosquitto,
+    fake_systemd: FakeSystemd,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`deployment status` and `check` read what the real daemon publishes and stores."""
+    from bridge.cli import main
+    from bridge.daemon import Daemon
+
+    del broker
+    path = write_config(meter=FAST_METER)
+    daemon = Daemon(load_bridge_config(path), install_signals=False)
+    runner = threading.Thread(target=daemon.run, name="daemon-under-test")
+    runner.start()
+    try:
+        assert daemon.started.wait(15)
+        deadline = time.monotonic() + 10
+        while True:  # until its health report says the meter answers
+            assert main(["deployment", "status", "-c", str(path), "--json"]) in (0, 1)
+            doc = json.loads(capsys.readouterr().out)
+            if doc["meter"]["link"] is True or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert doc["healthy"] is True, doc["problems"]
+        assert doc["service"]["state"] == "active"
+        assert doc["broker"]["bridge_status"] == "online"
+        assert doc["meter"]["link"] is True
+        assert doc["last_sample"]["source"] == "broker"
+        assert doc["last_sample"]["age_s"] < 5
+        assert doc["spool"]["source"] == "database"
+        assert isinstance(doc["spool"]["depth"], int)
+
+        code = main(["check", "-c", str(path), "--skip", "clock"])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "✓ meter            read by the running service" in out
+        assert "✓ mains pin        mains on (announced by the running service" in out
+        assert out.rstrip().endswith("Health checks passed (1 skipped)")
+    finally:
+        daemon.request_stop()
+        runner.join(15)
+    assert not runner.is_alive()
+
+    # Stopped: the broker has its last will, and status says so.
+    fake_systemd.set(active="inactive")
+    assert main(["deployment", "status", "-c", str(path), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["broker"]["bridge_status"] == "offline"
+    assert "service inactive" in doc["problems"]
