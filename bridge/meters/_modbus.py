@@ -8,6 +8,7 @@ translates minimalmodbus's exceptions into the three meter errors.
 
 from __future__ import annotations
 
+import re
 import termios
 
 import minimalmodbus
@@ -60,7 +61,7 @@ class ModbusMeterDriver(MeterDriver):
                     f"incomplete reply from the {self.describe()}: {got} of {expected} bytes "
                     f"within {self.timeout:g} s"
                 ) from exc
-            raise MeterProtocolError(f"invalid reply from the {self.describe()}: {exc}") from exc
+            raise MeterProtocolError(_invalid_reply(self.describe(), exc)) from exc
         except serial.SerialTimeoutException as exc:
             raise MeterTimeoutError(f"cannot send to the {self.describe()}: {exc}") from exc
         except (serial.SerialException, OSError, termios.error) as exc:
@@ -70,6 +71,21 @@ class ModbusMeterDriver(MeterDriver):
         if len(registers) != count:  # pragma: no cover - minimalmodbus checks the length
             raise MeterProtocolError(f"expected {count} registers, got {len(registers)}")
         return registers
+
+
+_WRONG_ADDRESS = re.compile(r"Wrong return slave address: (\d+) instead of (\d+)")
+
+
+def _invalid_reply(where: str, exc: BaseException) -> str:
+    """minimalmodbus's complaint, made actionable where we can (an unexpected address)."""
+    wrong = _WRONG_ADDRESS.search(str(exc))
+    if wrong:
+        answered, asked = int(wrong.group(1)), int(wrong.group(2))
+        return (
+            f"the meter answered from address {answered} (0x{answered:02X}) to a request for "
+            f"address {asked} (0x{asked:02X}) on the {where}: set meter.address: {answered}"
+        )
+    return f"invalid reply from the {where}: {exc}"
 
 
 def _slave_error(exc: BaseException) -> str:

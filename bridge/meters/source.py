@@ -102,6 +102,7 @@ class MeterSource:
         self._guards: dict[int, EnergyGuard] = {}
         self._callback_failure = RepeatedFailure(log, "meter reading consumer failed")
         self._failure = RepeatedFailure(log, "meter")
+        self._internal_failure = RepeatedFailure(log, "meter loop")
         self.last_reading_monotonic: float | None = None
         """When the last reading arrived (``clock.monotonic()``), ``None`` before the first."""
         self.read_errors = 0
@@ -160,7 +161,9 @@ class MeterSource:
                     self._driver = None
                     driver.close()
             except Exception as exc:  # the sampling thread must never die
-                log.exception("meter loop failed unexpectedly; restarting it")
+                if not self._internal_failure.failing:
+                    log.exception("meter loop failed unexpectedly; restarting it")
+                self._internal_failure.failed(repr(exc))
                 self._link_down(f"internal error: {exc}")
                 self._stopping.wait(self.policy.maximum)
 

@@ -89,7 +89,7 @@ def test_exception_reply_is_a_protocol_error(pty_pair: Any, line: Line) -> None:
 
 def test_reply_from_another_address_is_a_protocol_error(pty_pair: Any, line: Line) -> None:
     other = frame(bytes([0x02]) + GOLDEN_REPLY[1:-2])
-    with pytest.raises(MeterProtocolError, match=r"slave address"):
+    with pytest.raises(MeterProtocolError, match=r"answered from address 2 .* meter.address: 2"):
         read_once(pty_pair, line, [other])
 
 
