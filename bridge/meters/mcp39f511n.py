@@ -21,8 +21,10 @@ Registers are little-endian.  Table 6-1 of DS20005473B (output registers):
 Configuration: 0x00A0 system configuration u32, 0x00A8 accumulation interval
 parameter u16, 0x00AE/0x00BE range registers.
 
-Scaling with the factory calibration of the board (DS20005473B section 5,
-"Calculation engine"; the decimal places follow from the Range registers):
+Scaling with the factory calibration of the board (DS20005473B: RMS current and
+voltage section 5.4, energy accumulation 5.6, active power 5.7, power factor 5.8,
+reactive power 5.9, system status register 6.3; the decimal places follow from the
+Range registers, which the driver leaves as they are):
 
 * voltage 0.1 V; line frequency 0.001 Hz; power factor signed, 2^-15 per LSB;
 * current RMS 0.1 mA (0.0001 A) per LSB;
@@ -33,10 +35,13 @@ Scaling with the factory calibration of the board (DS20005473B section 5,
   :meth:`Mcp39f511nDriver.open` sets them, in RAM only (nothing is saved to flash).
 
 The output registers are refreshed once per *accumulation interval* of 2^N line
-cycles, N being register 0x00A8 (DS20005473B section 5.1, "Accumulation interval";
+cycles, N being the Accumulation Interval Parameter register 0x00A8 (Table 6-1;
 the board ships with N = 4: 16 cycles, 320 ms at 50 Hz).  Reading faster than that
 returns the same values; the driver reads N at open and reports it as
 :attr:`Mcp39f511nDriver.update_interval_s`.
+
+The scale factors are constants below (``*_PER_LSB``), in one place: a board
+recalibrated with different Range registers needs only those changed.
 """
 
 from __future__ import annotations
