@@ -1,16 +1,238 @@
-"""`powerbridge client`: the shutdown client for PCs (run, install, status)."""
+"""`powerbridge client`: the shutdown client for PCs (run, install, uninstall, status).
+
+Nothing here imports Raspberry Pi libraries: a PC needs only ``pip install powerbridge``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command, not_available
+from bridge.cli._common import add_command
+from bridge.errors import ExitCode, UsageError
+
+SYSTEM_CHOICES = ("linux", "darwin", "windows")
+
+
+def _default_config() -> Path:
+    from bridge.shutdown.actions import current_system
+    from bridge.shutdown.service import default_config_path
+
+    return Path(default_config_path(current_system()))
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    default = _default_config()
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help=f"shutdown client configuration (default {default})",
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bridge.config import load_client_config
+    from bridge.shutdown.app import run_client
+
+    config = load_client_config(args.config)
+    if args.log_file:
+        handler = logging.handlers.RotatingFileHandler(
+            args.log_file, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+    return run_client(config, source=args.config, dry_run=args.dry_run)
+
+
+# --------------------------------------------------------------------------- install
+
+
+def _system(args: argparse.Namespace) -> str:
+    from bridge.shutdown.actions import current_system
+
+    if args.system and not args.dry_run:
+        raise UsageError("--system only previews another operating system: add --dry-run")
+    return str(args.system or current_system())
+
+
+def _require_admin(system: str) -> None:
+    if system != "windows" and hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise UsageError(
+            "installing a system service needs root: run it with sudo "
+            "(or add --dry-run to see what it would do)"
+        )
+
+
+def _install(args: argparse.Namespace) -> int:
+    from bridge.config import load_client_config
+    from bridge.shutdown.app import load_signing_key
+    from bridge.shutdown.service import execute, install_plan
+
+    system = _system(args)
+    config_path: Path = args.config
+    if not args.system:
+        config = load_client_config(config_path)
+        load_signing_key(config, str(config_path))
+        config_path = config_path.resolve()
+    python = args.python or sys.executable
+    plan = install_plan(system, python=python, config_path=str(config_path))
+    if args.dry_run:
+        sys.stdout.write(plan.describe())
+        return int(ExitCode.OK)
+    _require_admin(system)
+    execute(plan)
+    print("installed: the shutdown client starts at boot and is running now")
+    return int(ExitCode.OK)
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    from bridge.shutdown.service import execute, uninstall_plan
+
+    system = _system(args)
+    plan = uninstall_plan(system, config_path=str(args.config))
+    if args.dry_run:
+        sys.stdout.write(plan.describe())
+        return int(ExitCode.OK)
+    _require_admin(system)
+    execute(plan)
+    print("uninstalled: the shutdown client no longer starts at boot")
+    return int(ExitCode.OK)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _status(args: argparse.Namespace) -> int:
+    from bridge.shutdown.actions import current_system
+    from bridge.shutdown.service import run_step, status_argv
+
+    system = current_system()
+    code, output = run_step(status_argv(system))
+    running = code == 0
+    first = output.splitlines()[0] if output else ""
+    print(f"service: {'running' if running else 'not running'}" + (f" ({first})" if first else ""))
+    state = _broker_state(args.config)
+    if state is not None:
+        print(_describe_state(state))
+    return int(ExitCode.OK if running else ExitCode.FAILURE)
+
+
+def _broker_state(path: Path) -> dict[str, Any] | None:
+    from bridge.config import load_client_config
+    from bridge.errors import PowerbridgeError
+    from bridge.shutdown.app import fetch_state
+
+    try:
+        config = load_client_config(path)
+        status, state = fetch_state(config)
+    except PowerbridgeError as exc:
+        print(f"state: unavailable ({exc})")
+        return None
+    print(f"client: {status or 'never connected'} on the broker")
+    if state is None:
+        print("state: none published yet")
+    return state
+
+
+def _describe_state(state: dict[str, Any]) -> str:
+    lines = [f"state: {state.get('state')} ({state.get('reason')})"]
+    if state.get("seconds_left") is not None:
+        lines.append(f"shutdown in: {state['seconds_left']:.0f} s (at {state.get('deadline')})")
+    lines.append(f"armed: {'yes' if state.get('armed') else 'no'}")
+    for device, info in (state.get("bridges") or {}).items():
+        lines.append(f"bridge {device}: {json.dumps(info, sort_keys=True)}")
+    if state.get("rejected"):
+        lines.append(f"rejected messages: {state['rejected']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- registration
 
 
 def register(subparsers: Any) -> None:
-    add_command(
+    parser = add_command(
         subparsers,
         "client",
-        "the shutdown client for PCs (run, install, status)",
-        not_available("the shutdown client"),
+        "the shutdown client for PCs (run, install, uninstall, status)",
+        _help,
+        description=(
+            "The shutdown client: watches the mains state of one or more bridges over MQTT and\n"
+            "shuts this computer down cleanly after a sustained outage, never otherwise.\n"
+            "Documentation: docs/shutdown-client.md"
+        ),
     )
+    sub = parser.add_subparsers(dest="client_command", metavar="ACTION")
+
+    run = add_command(
+        sub,
+        "run",
+        "run in the foreground (what the installed service runs)",
+        _run,
+        description=(
+            "Run the shutdown client in the foreground until SIGTERM or Ctrl-C.\n"
+            "--dry-run logs 'would shut down' instead of shutting down."
+        ),
+    )
+    _config_option(run)
+    run.add_argument("--dry-run", action="store_true", help="never shut down; log instead")
+    run.add_argument("--log-file", type=Path, metavar="FILE", help="also log to FILE (rotated)")
+
+    for name, handler, text in (
+        ("install", _install, "install and start the boot-time service (needs root/admin)"),
+        ("uninstall", _uninstall, "stop and remove the boot-time service"),
+    ):
+        cmd = add_command(
+            sub,
+            name,
+            text,
+            handler,
+            description=(
+                f"{text[0].upper()}{text[1:]}: a systemd unit (Linux), a launchd daemon (macOS)\n"
+                "or a Task Scheduler task at boot (Windows).\n"
+                "--dry-run prints exactly what would be written and run, and does nothing."
+            ),
+        )
+        _config_option(cmd)
+        cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+        cmd.add_argument(
+            "--system",
+            choices=SYSTEM_CHOICES,
+            help="with --dry-run: preview the plan for another operating system",
+        )
+        if name == "install":
+            cmd.add_argument(
+                "--python",
+                metavar="PATH",
+                help="the Python interpreter the service runs (default: this one)",
+            )
+
+    status = add_command(
+        sub,
+        "status",
+        "is the service running, and what does the client know (from the broker)",
+        _status,
+        description=(
+            "Show whether the service runs, and the client's retained state from the broker:\n"
+            "idle / counting / shutting down, seconds left, and each watched bridge.\n"
+            "Exit 0 when the service is running, 1 otherwise."
+        ),
+    )
+    _config_option(status)
+    parser.set_defaults(func=_help, _parser=parser)
+
+
+def _help(args: argparse.Namespace) -> int:
+    args._parser.print_help(sys.stderr)
+    return int(ExitCode.USAGE)

@@ -1,0 +1,268 @@
+"""Wiring: configuration → broker address → runtime + MQTT listener; the ``client run`` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.broker.acl import client_user
+from bridge.clock import Clock
+from bridge.config.client import ClientConfig
+from bridge.errors import BrokerError, ConfigError, ConfigProblem
+from bridge.log import RepeatedFailure
+from bridge.mqtt.contract import ClientTopics
+from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
+from bridge.mqtt.signing import SigningKeyError, load_key
+from bridge.shutdown.actions import Actions
+from bridge.shutdown.listener import Listener
+from bridge.shutdown.runtime import ClientRuntime, Stop, SuspendAwareClock, client_identity
+
+log = logging.getLogger("bridge.shutdown")
+
+AUTO = "auto"
+BROWSE_TIMEOUT = 4.0
+
+
+def load_signing_key(config: ClientConfig, source: str = "client.yaml") -> bytes | None:
+    """The shared key, or ``None``; an unreadable or short key is a configuration error."""
+    if not config.signing.key_file:
+        return None
+    try:
+        return load_key(config.signing.key_file)
+    except SigningKeyError as exc:
+        raise ConfigError([ConfigProblem(source, None, "signing.key_file", str(exc))]) from None
+
+
+def resolve_broker(
+    config: ClientConfig,
+    *,
+    browse: Callable[[float], list[FoundBroker]] = browse_broker,
+    stop: threading.Event | None = None,
+    retry_max: float = 60.0,
+) -> tuple[str, int] | None:
+    """``(host, port)`` from the configuration, or found by mDNS with ``host: auto``.
+
+    With ``auto`` this keeps browsing (backing off to ``retry_max``) until a broker is
+    found or ``stop`` is set (then ``None``).  What was found and chosen is logged.
+    """
+    mqtt = config.mqtt
+    if mqtt.host != AUTO:
+        return mqtt.host, mqtt.effective_port
+    failure = RepeatedFailure(log, "finding the broker by mDNS (_mqtt._tcp)")
+    delay = 2.0
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            found = browse(BROWSE_TIMEOUT)
+        except OSError as exc:
+            found = []
+            failure.failed(f"mDNS unavailable: {exc}")
+        for broker in found:
+            log.info("mDNS: found %s", broker.describe())
+        chosen = choose_broker(found, bridges=config.bridges, tls=mqtt.tls.enabled)
+        if chosen is not None:
+            failure.recovered()
+            host = chosen.host
+            if mqtt.tls.enabled and chosen.server and not mqtt.tls.insecure:
+                host = chosen.server.rstrip(".")  # the certificate names the host, not the address
+            port = mqtt.port or chosen.port
+            log.warning("using the broker found by mDNS: %s → %s:%d", chosen.describe(), host, port)
+            if chosen.tls != mqtt.tls.enabled:
+                log.warning(
+                    "the broker is advertised %s TLS but mqtt.tls.enabled is %s",
+                    "with" if chosen.tls else "without",
+                    str(mqtt.tls.enabled).lower(),
+                )
+            return host, port
+        if not found:
+            failure.failed("no broker answered; is the bridge advertising it (mqtt.advertise)?")
+        stop.wait(delay)
+        delay = min(delay * 2, retry_max)
+    return None
+
+
+@dataclass
+class RunningClient:
+    """A client running in a background thread (tests, the demo)."""
+
+    runtime: ClientRuntime
+    listener: Listener
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.runtime.submit(Stop())
+        self.thread.join(timeout)
+        self.listener.stop()
+
+
+def build_client(
+    config: ClientConfig,
+    *,
+    host: str,
+    port: int,
+    clock: Clock | None = None,
+    actions: Actions | None = None,
+    dry_run: bool = False,
+    key: bytes | None = None,
+) -> tuple[ClientRuntime, Listener]:
+    clock = clock or SuspendAwareClock()
+    client_id, name = client_identity(config)
+    actions = actions or Actions(config.shutdown, dry_run=dry_run or config.shutdown.dry_run)
+    runtime = ClientRuntime(
+        config, clock=clock, actions=actions, key=key, client_id=client_id, name=name
+    )
+    listener = Listener(
+        config.mqtt,
+        host=host,
+        port=port,
+        mqtt_client_id=config.mqtt.client_id or f"powerbridge-client-{client_id}",
+        username=config.mqtt.username or client_user(client_id),
+        password=config.mqtt.password(),
+        status_topic=runtime.topics.status,
+        subscriptions=runtime.subscriptions,
+        on_event=runtime.submit,
+        clock=clock,
+    )
+    runtime.publisher = listener
+    return runtime, listener
+
+
+def describe(runtime: ClientRuntime) -> str:
+    s = runtime.settings
+    commands = " or else ".join(str(c) for c in runtime.actions.commands)
+    return (
+        f"shutdown client {runtime.client_id} watching {', '.join(runtime.config.bridges)}: "
+        f"shut down after {s.delay:g} s with fewer than {s.min_supplies} supply(ies) on mains; "
+        f"lost during an outage: {s.on_lost_during_outage}; "
+        f"signed messages: {'required' if runtime.intake.signed else 'not required'}; "
+        f"command: {commands}{' (DRY RUN)' if runtime.actions.dry_run else ''}"
+    )
+
+
+def start_client(
+    config: ClientConfig,
+    *,
+    host: str,
+    port: int,
+    clock: Clock | None = None,
+    actions: Actions | None = None,
+    key: bytes | None = None,
+) -> RunningClient:
+    """Start a client in a background thread (for tests and the demo)."""
+    runtime, listener = build_client(
+        config, host=host, port=port, clock=clock, actions=actions, key=key
+    )
+    thread = threading.Thread(target=runtime.run, name="powerbridge-client", daemon=True)
+    thread.start()
+    listener.start()
+    return RunningClient(runtime, listener, thread)
+
+
+def fetch_state(
+    config: ClientConfig, *, timeout: float = 3.0
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The client's retained ``status`` and ``state`` as the broker has them (for ``status``)."""
+    import json
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    address = resolve_broker(config, stop=_stopped_after(timeout))
+    if address is None:
+        raise BrokerError("no broker found by mDNS")
+    client_id, _name = client_identity(config)
+    topics = ClientTopics(config.mqtt.base_topic, client_id)
+    found: dict[str, bytes] = {}
+    done = threading.Event()
+    paho = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"powerbridge-status-{uuid.uuid4().hex[:8]}"
+    )
+    paho.username_pw_set(config.mqtt.username or client_user(client_id), config.mqtt.password())
+    if config.mqtt.tls.enabled:
+        paho.tls_set(
+            ca_certs=config.mqtt.tls.ca_file,
+            certfile=config.mqtt.tls.cert_file,
+            keyfile=config.mqtt.tls.key_file,
+        )
+        paho.tls_insecure_set(config.mqtt.tls.insecure)
+
+    def on_connect(c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            found["error"] = str(reason).encode()
+            done.set()
+            return
+        c.subscribe([(topics.status, 1), (topics.state, 1)])
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        found[msg.topic] = bytes(msg.payload)
+        if topics.status in found and topics.state in found:
+            done.set()
+
+    paho.on_connect = on_connect
+    paho.on_message = on_message
+    try:
+        paho.connect(address[0], address[1], keepalive=10)
+    except OSError as exc:
+        raise BrokerError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
+    paho.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        paho.disconnect()
+        paho.loop_stop()
+    if "error" in found:
+        raise BrokerError(f"the broker refused us: {found['error'].decode()}")
+    status = found.get(topics.status)
+    state = None
+    if topics.state in found:
+        try:
+            state = json.loads(found[topics.state])
+        except ValueError:
+            state = None
+    return (status.decode(errors="replace") if status else None), state
+
+
+def _stopped_after(seconds: float) -> threading.Event:
+    event = threading.Event()
+    timer = threading.Timer(seconds, event.set)
+    timer.daemon = True
+    timer.start()
+    return event
+
+
+def run_client(config: ClientConfig, *, source: Path, dry_run: bool = False) -> int:
+    """``powerbridge client run``: run in the foreground until SIGTERM/SIGINT; exit code."""
+    key = load_signing_key(config, str(source))
+    stop = threading.Event()
+    holder: list[ClientRuntime] = []
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+        if holder:
+            holder[0].submit(Stop())
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    address = resolve_broker(config, stop=stop)
+    if address is None:
+        return 0
+    runtime, listener = build_client(
+        config, host=address[0], port=address[1], dry_run=dry_run, key=key
+    )
+    holder.append(runtime)
+    log.warning("%s", describe(runtime))
+    if stop.is_set():
+        return 0
+    listener.start()
+    try:
+        runtime.run()
+    finally:
+        listener.stop()
+    log.warning("shutdown client stopped")
+    return 0
