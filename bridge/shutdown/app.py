@@ -54,7 +54,7 @@ def resolve_broker(
     if mqtt.host != AUTO:
         return mqtt.host, mqtt.effective_port
     failure = RepeatedFailure(log, "finding the broker by mDNS (_mqtt._tcp)")
-    delay = 2.0
+    delay = min(2.0, retry_max)
     stop = stop or threading.Event()
     while not stop.is_set():
         try:
