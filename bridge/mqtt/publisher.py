@@ -379,6 +379,8 @@ class PublisherStats:
     failed_acks: int = 0
     republishes: int = 0
     discovery_cleared: int = 0
+    connected_at: float | None = None
+    """Monotonic time of the last connection (as seen by the owner thread)."""
     last_replay_done: float | None = None
     extra: dict[str, int] = field(default_factory=dict)
 
@@ -556,6 +558,7 @@ class BridgePublisher:
     # ------------------------------------------------------------------ link events (owner)
     def _connected(self) -> None:
         self.connected = True
+        self.stats.connected_at = self._clock.monotonic()
         self._live_from = self.spool.next_seq
         self._cursor = 0
         self._replay_done = False

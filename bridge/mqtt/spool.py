@@ -15,11 +15,13 @@ survives a crash or ``SIGKILL`` of the bridge.  What a *power cut of the Pi*
 can lose is what the kernel had not yet written: the spool makes a *sync point*
 (one commit with ``synchronous=FULL``, i.e. one ``fsync`` of the WAL) at most once
 per ``spool.flush_interval``, and only when something was written since the last
-one.  A WAL checkpoint, which costs two ``fsync`` calls (WAL and database), takes
-the place of a sync point every :data:`CHECKPOINT_COMMITS` commits and pushes the
-next sync point back by one interval, so that the bridge never makes more than one
-``fsync`` per ``flush_interval`` on average.  A power cut therefore loses at most
-the samples of the last ``flush_interval`` (twice that right after a checkpoint),
+one.  A WAL checkpoint takes the place of a sync point every
+:data:`CHECKPOINT_COMMITS` commits; it costs three ``fsync`` calls (the WAL and the
+database during the checkpoint, the new WAL header at the next commit), so it
+pushes the next sync point back by two more intervals: the bridge never makes more
+than one ``fsync`` per ``flush_interval`` on average.  A power cut therefore loses
+at most the samples of the last ``flush_interval`` (three times that right after a
+checkpoint, i.e. about twice an hour at 1 Hz),
 and acknowledgements of that period (those samples are sent again: duplicates,
 never gaps in what was already durable).
 
@@ -60,6 +62,8 @@ KIND_EVENT: Final = 1
 
 CHECKPOINT_COMMITS: Final = 2000
 """Commits between two WAL checkpoints (about 8 MB of WAL at most)."""
+CHECKPOINT_FSYNCS: Final = 3
+"""A checkpoint syncs the WAL and the database; the next commit syncs the restarted WAL's header."""
 PRUNE_INTERVAL_S: Final = 60.0
 """How often the age and size bounds are enforced."""
 SIZE_HEADROOM: Final = 0.9
@@ -146,7 +150,7 @@ class Spool:
         self._next_prune = self._clock.monotonic()
         self._over_limit = RepeatedFailure(log, "spool over its bounds, dropping oldest items")
         self.sync_points = 0
-        """Sync points made (each one ``fsync``; a checkpoint two)."""
+        """Sync points made (each one ``fsync``; a checkpoint :data:`CHECKPOINT_FSYNCS`)."""
         self.checkpoints = 0
 
     @classmethod
@@ -364,7 +368,7 @@ class Spool:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._commits_since_checkpoint = 0
             self.checkpoints += 1
-            cost = 2
+            cost = CHECKPOINT_FSYNCS
         self.sync_points += 1
         self._dirty = False
         self._next_sync = now + cost * self._config.flush_interval
