@@ -151,7 +151,9 @@ def _describe_state(state: dict[str, Any]) -> str:
     if state.get("seconds_left") is not None:
         lines.append(f"shutdown in: {state['seconds_left']:.0f} s (at {state.get('deadline')})")
     lines.append(f"armed: {'yes' if state.get('armed') else 'no'}")
-    for device, info in (state.get("bridges") or {}).items():
+    if state.get("error"):
+        lines.append(f"error: {state['error']}")
+    for device, info in (state.get("supplies") or {}).items():
         lines.append(f"bridge {device}: {json.dumps(info, sort_keys=True)}")
     if state.get("rejected"):
         lines.append(f"rejected messages: {state['rejected']}")

@@ -398,19 +398,23 @@ class ClientRuntime:
     # -- state publishing -----------------------------------------------------------------
     @property
     def phase_name(self) -> str:
+        """``idle``, ``counting`` or ``shutting_down`` (the contract's client states)."""
         if self._latched:
-            if self._outcome is not None and not self._outcome.ok:
-                return "failed"
             return "shutting_down"
         if self.decision is None or self.decision.phase is Phase.IDLE:
             return "idle"
         return "counting"
 
+    @property
+    def failed(self) -> bool:
+        """The shutdown action ran and no command succeeded."""
+        return self._latched and self._outcome is not None and not self._outcome.ok
+
     def armed(self) -> bool:
         view = self.tracker.view()
         return (
             not self.actions.dry_run
-            and self.phase_name != "failed"
+            and not self.failed
             and all(b.heard and b.seen_alive for b in view.bridges)
         )
 
@@ -418,10 +422,10 @@ class ClientRuntime:
         """The ``clients/<id>/state`` payload (without ``v``); see docs/mqtt-contract.md."""
         view = self.tracker.view()
         wall = self.clock.utcnow()
-        bridges: dict[str, Any] = {}
+        supplies: dict[str, Any] = {}
         lost = {n.device_id for n in decision.notices if n.code.startswith("lost")}
         for b in view.bridges:
-            bridges[b.device_id] = {
+            supplies[b.device_id] = {
                 "mains": b.mains.value,
                 "online": b.online,
                 "seq": b.seq,
@@ -447,7 +451,9 @@ class ClientRuntime:
             "delay_s": self.settings.delay,
             "min_supplies": self.settings.min_supplies,
             "supplied": decision.supplied,
-            "bridges": bridges,
+            "bridges": [b.device_id for b in view.bridges],
+            "supplies": supplies,
+            "error": "no shutdown command succeeded" if self.failed else None,
             "notices": sorted({n.code for n in decision.notices}),
             "rejected": self.rejections.total,
             "ts": isoformat_utc(wall),
@@ -458,11 +464,13 @@ class ClientRuntime:
             return
         state = self.state(decision, now)
         stable = {
-            k: v for k, v in state.items() if k not in ("seconds_left", "ts", "deadline", "bridges")
+            k: v
+            for k, v in state.items()
+            if k not in ("seconds_left", "ts", "deadline", "supplies")
         }
-        stable["bridges"] = {
+        stable["supplies"] = {
             d: {k: v for k, v in b.items() if k not in ("state_for_s", "heard_s_ago")}
-            for d, b in state["bridges"].items()
+            for d, b in state["supplies"].items()
         }
         periodic = self.phase_name == "counting" and now - self._last_state_at >= STATE_INTERVAL
         if stable == self._last_state and not periodic:

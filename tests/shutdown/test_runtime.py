@@ -229,8 +229,10 @@ def test_state_and_discovery_are_published() -> None:
     assert state["state"] == "idle"
     assert state["armed"] is True
     assert state["seconds_left"] is None
-    assert state["bridges"]["test-bridge"]["mains"] == "on"
-    assert state["bridges"]["test-bridge"]["online"] is True
+    assert state["bridges"] == ["test-bridge"]
+    assert state["error"] is None
+    assert state["supplies"]["test-bridge"]["mains"] == "on"
+    assert state["supplies"]["test-bridge"]["online"] is True
     sim.mains("off", 2)
     sim.advance(10)
     state = sim.last_state()
@@ -238,7 +240,7 @@ def test_state_and_discovery_are_published() -> None:
     assert state["cause"] == "outage"
     assert state["seconds_left"] == pytest.approx(590, abs=5)
     assert state["deadline"] is not None
-    assert state["bridges"]["test-bridge"]["mains"] == "off"
+    assert state["supplies"]["test-bridge"]["mains"] == "off"
     assert all(m.retain and m.qos == 1 for m in sim.publisher.on(topics.state))
     node = client_node_id("pc1")
     discovery = {m.topic: m.json() for m in sim.publisher.messages if m.topic.endswith("/config")}
