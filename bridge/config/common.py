@@ -68,6 +68,12 @@ class MqttConfig:
     reconnect_max: float = setting(
         60.0, t.duration(1, 3600), "Longest reconnect delay (exponential backoff)."
     )
+    advertise: bool = setting(
+        False,
+        t.boolean,
+        "Bridge only: announce the broker by mDNS (`_mqtt._tcp`, TXT `device=<id>`) so that "
+        "shutdown clients with `host: auto` find it.",
+    )
     tls: TlsConfig = section(TlsConfig, "TLS settings.")
     discovery: DiscoveryConfig = section(DiscoveryConfig, "Home Assistant discovery.")
 

@@ -204,6 +204,22 @@ def advertised_addresses(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+SHIPPED_NETWORK_PORT: Final = 8883
+"""The shipped broker's only network listener (TLS); its 1883 listener is loopback only."""
+
+
+def advertised_endpoint(host: str, port: int, tls: bool) -> tuple[str, int, bool]:
+    """What a bridge should advertise for the broker it reaches at ``host:port``.
+
+    A bridge that talks to the broker on its own Pi (loopback, port 1883 on the
+    shipped configuration) advertises the broker's network listener instead:
+    port 8883 with TLS.  Any other broker is advertised as the bridge reaches it.
+    """
+    if _is_local(host) and not tls:
+        return host, SHIPPED_NETWORK_PORT, True
+    return host, port, tls
+
+
 def advertise_broker(
     host: str,
     port: int,

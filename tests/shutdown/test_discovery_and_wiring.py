@@ -14,6 +14,7 @@ from bridge.mqtt.mdns import (
     FoundBroker,
     advertise_broker,
     advertised_addresses,
+    advertised_endpoint,
     browse_broker,
     choose_broker,
 )
@@ -61,6 +62,12 @@ def test_advertised_addresses() -> None:
     local = advertised_addresses("localhost")
     assert local == advertised_addresses("127.0.0.1")
     assert all(not a.startswith("127.") for a in local)
+
+
+def test_advertised_endpoint_points_clients_at_the_network_listener() -> None:
+    assert advertised_endpoint("localhost", 1883, False) == ("localhost", 8883, True)
+    assert advertised_endpoint("127.0.0.1", 8883, True) == ("127.0.0.1", 8883, True)
+    assert advertised_endpoint("broker.lan", 1883, False) == ("broker.lan", 1883, False)
 
 
 def test_advertise_and_browse_on_loopback() -> None:
