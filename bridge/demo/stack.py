@@ -277,7 +277,7 @@ class DemoStack:
         )
         self.client = Child(
             "shutdown client",
-            [*python, "client", "run", "-c", str(client_path)],
+            [*python, "client", "run", "-c", str(client_path), "--dry-run"],
             self.workdir / "client.log",
         )
         self.bridge.start()
