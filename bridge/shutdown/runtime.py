@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import re
 import socket
 import threading
@@ -47,6 +48,8 @@ QOS_CLIENT: Final = 1
 STATE_INTERVAL: Final = 5.0
 """While counting, the retained state (with ``seconds_left``) is republished this often."""
 MAX_SLEEP: Final = 60.0
+HA_REPUBLISH_MIN: Final = 0.5
+HA_REPUBLISH_MAX: Final = 3.0
 
 
 # --------------------------------------------------------------------------- clock
@@ -194,6 +197,7 @@ class ClientRuntime:
         self._notices: set[tuple[str, str | None]] = set()
         self._last_state: dict[str, Any] | None = None
         self._last_state_at = float("-inf")
+        self._republish_at: float | None = None
 
     # -- subscriptions ------------------------------------------------------------------
     @property
@@ -257,9 +261,11 @@ class ClientRuntime:
                 self._command(msg, msg.topic[len(prefix) :])
                 return
         if msg.topic == self._ha_status:
-            if msg.payload == ONLINE.encode():
-                self._publish_discovery()
-                self._last_state = None
+            if msg.payload == ONLINE.encode() and not msg.retained:
+                # Home Assistant restarted: republish after a short random delay, so that a
+                # fleet of clients does not answer in the same instant.
+                jitter = random.uniform(HA_REPUBLISH_MIN, HA_REPUBLISH_MAX)  # noqa: S311 - not crypto
+                self._republish_at = msg.received + jitter
             return
         self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
 
@@ -337,6 +343,10 @@ class ClientRuntime:
             if self._latched and self.actions.dry_run and self._outcome is not None:
                 self._latched = False  # dry run: ready to "shut down" again next outage
                 self._outcome = None
+        if self._republish_at is not None and now >= self._republish_at:
+            self._republish_at = None
+            self._publish_discovery()
+            self._last_state = None
         self._publish_state(decision, now)
         return decision
 
@@ -495,6 +505,8 @@ class ClientRuntime:
         wake = now + MAX_SLEEP
         if decision.next_check is not None:
             wake = min(wake, decision.next_check)
+        if self._republish_at is not None:
+            wake = min(wake, self._republish_at)
         if self.phase_name == "counting" and self.publisher is not None and self._connected():
             wake = min(wake, self._last_state_at + STATE_INTERVAL)
         return max(wake, now + 0.01)  # never a busy loop

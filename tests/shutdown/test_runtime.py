@@ -302,3 +302,20 @@ def test_min_supplies_across_two_bridges() -> None:
     sim.mains("off", 2, device="a", elapsed=200)
     sim.advance(101)
     assert sim.shutdown_times == [pytest.approx(second + 100)]
+
+
+def test_home_assistant_restart_gets_discovery_and_state_again() -> None:
+    sim = online(Sim("delay: 600"))
+    before = len(sim.publisher.messages)
+    sim.deliver("homeassistant/status", b"online", retained=True)  # the retained copy: no
+    sim.advance(5)
+    assert len(sim.publisher.messages) == before
+    sim.deliver("homeassistant/status", b"online")
+    assert len(sim.publisher.messages) == before  # not in the same instant...
+    sim.advance(3.1)
+    topics = [m.topic for m in sim.publisher.messages[before:]]  # ...but within 3 s
+    assert sorted(topics) == [
+        "homeassistant/binary_sensor/client-pc1/armed/config",
+        "homeassistant/sensor/client-pc1/shutdown_in/config",
+        "powerbridge/clients/pc1/state",
+    ]
