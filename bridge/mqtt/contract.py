@@ -499,6 +499,24 @@ def encode_client_state(values: dict[str, Any]) -> bytes:
     return dumps(payload)
 
 
+CLIENT_STATES: Final = ("idle", "counting", "shutting_down")
+"""Values of ``state`` in a client's ``clients/<id>/state`` payload."""
+QOS_CLIENT_STATE: Final = 1
+"""A client's ``state`` is retained QoS 1 (it carries a countdown people act on)."""
+
+
+def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a *client* command's ``sig`` covers: the payload without ``sig``, plus its topic.
+
+    ``sig = hex(HMAC-SHA256(key, canonical JSON of {…payload without "sig", "topic": topic}))``.
+    The topic is not sent; binding it stops a signed command from being replayed under
+    another name (``cancel`` → ``shutdown_now``) or to another client.
+    """
+    body = {k: v for k, v in payload.items() if k != "sig"}
+    body["topic"] = topic
+    return body
+
+
 # --------------------------------------------------------------------------- deployment
 
 

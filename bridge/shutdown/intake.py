@@ -53,9 +53,20 @@ from bridge.mqtt.contract import (
     ONLINE,
     CommandPayload,
     MainsPayload,
+    command_signing_body,
     loads_object,
 )
 from bridge.shutdown.view import MainsFact
+
+__all__ = [
+    "CommandFact",
+    "Ignored",
+    "Intake",
+    "Rejected",
+    "Rejections",
+    "command_signing_body",
+    "sign_command",
+]
 
 MAX_REASON_LENGTH: Final = 200
 NONCE_MEMORY: Final = 4096
@@ -88,18 +99,6 @@ class CommandFact:
     name: str
     reason: str | None
     received: float
-
-
-def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """What a command's ``sig`` is computed over: the payload without ``sig``, plus its topic.
-
-    ``sig = hex(HMAC-SHA256(key, canonical JSON of {…payload without "sig", "topic": topic}))``.
-    The topic is not sent in the payload; binding it stops a signed command from being
-    replayed under another name or to another client.
-    """
-    body = {k: v for k, v in payload.items() if k != "sig"}
-    body["topic"] = topic
-    return body
 
 
 def sign_command(key: bytes, topic: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from bridge.model import MainsState
 from bridge.mqtt.contract import (
     ALL_CLIENTS,
     ONLINE,
+    QOS_CLIENT_STATE,
     BridgeTopics,
     ClientTopics,
     encode_client_state,
@@ -44,7 +45,7 @@ from bridge.shutdown.view import MainsFact, Tracker
 
 log = logging.getLogger("bridge.shutdown")
 
-QOS_CLIENT: Final = 1
+QOS_CLIENT: Final = QOS_CLIENT_STATE
 STATE_INTERVAL: Final = 5.0
 """While counting, the retained state (with ``seconds_left``) is republished this often."""
 MAX_SLEEP: Final = 60.0

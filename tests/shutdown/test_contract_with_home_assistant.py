@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bridge.mqtt.contract import ClientTopics
+from bridge.mqtt.contract import CLIENT_STATES, ClientTopics
 from bridge.shutdown.intake import CommandFact, Intake, Rejected
 from tests.shutdown.payloads import KEY, WALL
 from tests.shutdown.sim import Sim
@@ -46,7 +46,7 @@ def test_component_decodes_every_state_we_publish() -> None:
         decoded = protocol.ClientState.decode(message.payload)
         phases.add(decoded.state)
         assert decoded.bridges == ("test-bridge",)
-    assert phases == {"idle", "counting", "shutting_down"}
+    assert phases == set(CLIENT_STATES) == set(protocol.CLIENT_STATES)
     counting = next(
         protocol.ClientState.decode(m.payload)
         for m in states
