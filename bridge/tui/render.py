@@ -28,6 +28,9 @@ BOLD, RED, GREEN, YELLOW, DIM, RESET = (
 )
 
 
+SPOOL_BACKLOG = 100
+"""Undelivered samples above which the spool counts as a backlog worth showing."""
+
 HIGHLIGHTS = (
     ("mains OFF", RED + BOLD),
     ("mains on ", GREEN),
@@ -83,8 +86,10 @@ def _health_summary(view: BridgeView) -> str:
     if isinstance(dropped, int) and dropped > 0:
         problems.append(f"{dropped} samples dropped")
     depth = health.get("spool_depth")
-    if isinstance(depth, int) and depth > 0:
-        problems.append(f"spool {depth}")
+    if isinstance(depth, int) and depth > SPOOL_BACKLOG:
+        problems.append(f"{depth} samples waiting")
+    if health.get("broker_connected") is False:
+        problems.append("broker lost")
     temp = health.get("cpu_temperature_c")
     text = ", ".join(problems) if problems else "health ok"
     if isinstance(temp, int | float) and not isinstance(temp, bool):
