@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from bridge.mqtt.contract import CLIENT_STATES
 from bridge.tui.fleet import Change
 
-SHUTDOWN_PHASES: Final = frozenset({"shutdown", "shutting_down", "shut_down"})
+SHUTDOWN_PHASES: Final = frozenset(s for s in CLIENT_STATES if s not in ("idle", "counting"))
 """Client ``state`` values that mean "the shutdown action ran" (here: in dry run)."""
 
 

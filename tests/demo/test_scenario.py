@@ -34,7 +34,11 @@ def play(blips: list[Change], outage: list[Change], restore: list[Change]) -> Re
     return rec
 
 
-GOOD_OUTAGE = [mains("off", 16.0), client("counting", 16.1), client("shutdown", 35.2, "dry run")]
+GOOD_OUTAGE = [
+    mains("off", 16.0),
+    client("counting", 16.1),
+    client("shutting_down", 35.2, "dry run"),
+]
 GOOD_RESTORE = [mains("on", 41.0), client("idle", 41.1)]
 
 
@@ -67,7 +71,7 @@ def test_a_missing_shutdown_or_restore_is_a_failure() -> None:
 
 
 def test_a_second_shutdown_anywhere_is_a_failure() -> None:
-    restore = [*GOOD_RESTORE, client("shutdown", 42.0, "dry run")]
+    restore = [*GOOD_RESTORE, client("shutting_down", 42.0, "dry run")]
     results = checks(play([], GOOD_OUTAGE, restore), T)
     bad = {c.phase for c in results if not c.ok}
     assert bad == {"power restored", "in total"}
