@@ -277,6 +277,22 @@ def test_broker_killed_mid_outage_keeps_the_original_deadline(
     assert abs(at - (start + 2.5)) <= TOLERANCE
 
 
+def test_reconnects_after_a_broker_restart_and_hears_the_restore(
+    harness: Harness, bridge: FakeBridge, broker: Mosquitto
+) -> None:
+    bridge.announce("on", 1)
+    client = harness.start("delay: 4s")
+    settle_retained(harness, client)
+    bridge.announce("off", 2)
+    broker.restart()  # clean stop: retained messages and sessions are saved
+    assert wait_for(lambda: client.listener.connected and bridge.mqtt.paho.is_connected(), 8)
+    bridge.announce("on", 3)
+    assert wait_for(lambda: client.runtime.tracker.view().bridges[0].seq == 3, 5)
+    time.sleep(3)
+    assert harness.shutdowns() == []
+    assert client.runtime.phase_name == "idle"
+
+
 def test_broker_killed_on_mains_never_shuts_down(
     harness: Harness, bridge: FakeBridge, broker: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -485,3 +501,29 @@ def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker:
     assert len(harness.shutdowns()) == 1
     assert "shutdown client test-client watching test-bridge" in output
     assert "Traceback" not in output
+
+
+def test_client_status_reads_the_retained_state(
+    harness: Harness, bridge: FakeBridge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.cli import main
+    from bridge.shutdown.app import fetch_state
+
+    bridge.announce("off", 2)
+    client = harness.start("delay: 10m")
+    settle_retained(harness, client)
+    config = harness.tmp / "client.yaml"
+    config.write_text(harness.yaml("delay: 10m"))
+    assert wait_for(lambda: (fetch_state(harness.config("delay: 10m"))[1] or {}).get("state")
+                    == "counting", 5)  # fmt: skip
+    status, state = fetch_state(harness.config("delay: 10m"))
+    assert status == "online"
+    assert state is not None
+    assert state["bridges"] == [DEVICE]
+    code = main(["client", "status", "-c", str(config)])
+    out = capsys.readouterr().out
+    assert code == 1  # no service manager runs the client here
+    assert "service: not running" in out
+    assert "client: online on the broker" in out
+    assert "state: counting (outage at test-bridge" in out
+    assert "shutdown in: " in out
