@@ -10,6 +10,7 @@ import pytest
 from custom_components.powerbridge.const import (
     DOMAIN,
     EVENT_BRIDGE_OFFLINE,
+    EVENT_BRIDGE_ONLINE,
     EVENT_COUNTDOWN_STARTED,
     EVENT_OUTAGE_ENDED,
     EVENT_OUTAGE_STARTED,
@@ -66,14 +67,20 @@ async def _automation(hass: HomeAssistant, triggers: list[dict[str, Any]]) -> No
     await hass.async_block_till_done()
 
 
-async def test_the_device_offers_four_triggers(
+async def test_the_device_offers_its_triggers(
     hass: HomeAssistant, setup_bridge: MockConfigEntry
 ) -> None:
     triggers = await async_get_device_automations(
         hass, DeviceAutomationType.TRIGGER, device_id(hass)
     )
     ours = {t["type"] for t in triggers if t["domain"] == DOMAIN}
-    assert ours == {"mains_lost", "mains_restored", "bridge_offline", "shutdown_countdown_started"}
+    assert ours == {
+        "mains_lost",
+        "mains_restored",
+        "bridge_offline",
+        "bridge_online",
+        "shutdown_countdown_started",
+    }
 
 
 async def test_countdown_trigger_can_be_narrowed_to_a_client(
@@ -224,13 +231,16 @@ async def test_bridge_offline_fires_only_after_being_online(
         ],
     )
     offline = async_capture_events(hass, EVENT_BRIDGE_OFFLINE)
+    online = async_capture_events(hass, EVENT_BRIDGE_ONLINE)
     bridge.status("offline", retain=True)  # retained history at start-up: not news
     await hass.async_block_till_done()
     assert not offline
-    bridge.status("online")
+    bridge.status("online")  # back from an offline we saw: "online" fires
+    bridge.status("online")  # no change: nothing
     bridge.status("offline")
     await hass.async_block_till_done()
     assert len(offline) == 1
+    assert len(online) == 1
     assert offline[0].data["last_seen"] is not None
     assert [c.data["type"] for c in calls] == ["bridge_offline"]
 

@@ -31,17 +31,20 @@ def device_identifier(device_id: str) -> tuple[str, str]:
 EVENT_OUTAGE_STARTED: Final = "powerbridge_outage_started"
 EVENT_OUTAGE_ENDED: Final = "powerbridge_outage_ended"
 EVENT_BRIDGE_OFFLINE: Final = "powerbridge_bridge_offline"
+EVENT_BRIDGE_ONLINE: Final = "powerbridge_bridge_online"
 EVENT_COUNTDOWN_STARTED: Final = "powerbridge_shutdown_countdown_started"
 
 # Device trigger types -> the bus event that fires them.
 TRIGGER_MAINS_LOST: Final = "mains_lost"
 TRIGGER_MAINS_RESTORED: Final = "mains_restored"
 TRIGGER_BRIDGE_OFFLINE: Final = "bridge_offline"
+TRIGGER_BRIDGE_ONLINE: Final = "bridge_online"
 TRIGGER_COUNTDOWN_STARTED: Final = "shutdown_countdown_started"
 TRIGGER_EVENTS: Final = {
     TRIGGER_MAINS_LOST: EVENT_OUTAGE_STARTED,
     TRIGGER_MAINS_RESTORED: EVENT_OUTAGE_ENDED,
     TRIGGER_BRIDGE_OFFLINE: EVENT_BRIDGE_OFFLINE,
+    TRIGGER_BRIDGE_ONLINE: EVENT_BRIDGE_ONLINE,
     TRIGGER_COUNTDOWN_STARTED: EVENT_COUNTDOWN_STARTED,
 }
 

@@ -1,4 +1,4 @@
-"""Device triggers: mains lost, mains restored, bridge offline, shutdown countdown started.
+"""Device triggers: mains lost/restored, bridge offline/online, shutdown countdown started.
 
 Each trigger listens for the component's bus event of the same meaning, restricted to
 the device (``device_id`` in the event data is the Home Assistant device id):
@@ -9,6 +9,7 @@ trigger type                   bus event
 ``mains_lost``                 ``powerbridge_outage_started``
 ``mains_restored``             ``powerbridge_outage_ended`` (with ``duration_s``)
 ``bridge_offline``             ``powerbridge_bridge_offline``
+``bridge_online``              ``powerbridge_bridge_online`` (only after being offline)
 ``shutdown_countdown_started`` ``powerbridge_shutdown_countdown_started``
 =============================  ============================================
 
@@ -39,7 +40,7 @@ TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend(
 
 
 async def async_get_triggers(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:
-    """The four triggers of a bridge device."""
+    """The triggers of a bridge device."""
     return [
         {CONF_PLATFORM: "device", CONF_DOMAIN: DOMAIN, CONF_DEVICE_ID: device_id, CONF_TYPE: kind}
         for kind in TRIGGER_EVENTS

@@ -53,6 +53,7 @@ from .const import (
     DEFAULT_BASE_TOPIC,
     DOMAIN,
     EVENT_BRIDGE_OFFLINE,
+    EVENT_BRIDGE_ONLINE,
     EVENT_COUNTDOWN_STARTED,
     EVENT_OUTAGE_ENDED,
     EVENT_OUTAGE_STARTED,
@@ -272,6 +273,8 @@ class BridgeRuntime:
         self.online = online
         if online:
             self._seen()
+            if was_online is False:
+                self._fire(EVENT_BRIDGE_ONLINE, {})
         elif was_online:
             self._fire(EVENT_BRIDGE_OFFLINE, {"last_seen": _iso(self.last_seen)})
         self._notify()
