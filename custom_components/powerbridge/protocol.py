@@ -289,14 +289,15 @@ class ClientState:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> ClientState:
-        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        # Larger than a control payload: it lists every watched bridge's supply.
+        data = loads_object(raw, max_size=MAX_STATE_PAYLOAD)
         state = _field(data, "state", str)
         if state not in CLIENT_STATES:
             raise PayloadError(f"unknown client state {state!r}")
         bridges = data.get("bridges", [])
         if not isinstance(bridges, list) or not all(isinstance(b, str) for b in bridges):
             raise PayloadError("field 'bridges' has the wrong type")
-        known = {"v", "state", "seconds_left", "deadline", "bridges", "sig"}
+        known = {"v", "state", "seconds_left", "deadline", "bridges", "sig", "ts"}
         return cls(
             state=state,
             seconds_left=_optional_number(data, "seconds_left"),

@@ -184,6 +184,10 @@ class PowerbridgeSensor(PowerbridgeEntity, SensorEntity):
 class ClientSensor(PowerbridgeEntity, SensorEntity):
     """A shutdown client watching this bridge: its countdown state and seconds left."""
 
+    # The countdown and per-supply details change with every message: keep them out
+    # of the recorder's history (the state itself is recorded).
+    _unrecorded_attributes = frozenset({"seconds_left", "deadline", "supplies", "notices"})
+
     def __init__(self, runtime: BridgeRuntime, client_id: str) -> None:
         super().__init__(runtime, CLIENT_DESCRIPTION)
         self.client_id = client_id
