@@ -156,6 +156,8 @@ class Demo:
                 meter_protocol=self.options.meter_protocol,
             )
         )
+        for old in self.stack.removed_stale:
+            self.screen.line(f"removed {old}, left behind by a demo that was killed")
         self.screen.line(f"working directory: {self.stack.workdir}")
         broker = self.stack.start_broker()
         self.stopper.check()
@@ -163,7 +165,8 @@ class Demo:
         self.stack.start_programs(bridge_path, client_path)
         bridge, client = self.stack.bridge, self.stack.client
         self.screen.line(
-            f"started mosquitto (pid {broker.pid}, port {broker.port}), "
+            f"started mosquitto (pid {self.stack.mosquitto.pid if self.stack.mosquitto else '?'}, "
+            f"port {broker.port}), "
             f"bridge (pid {bridge.pid if bridge else '?'}), "
             f"shutdown client (pid {client.pid if client else '?'})"
         )

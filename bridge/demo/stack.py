@@ -18,13 +18,15 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.broker.runner import BrokerSetup, Credentials, Mosquitto, prepare
+from bridge.broker.runner import BrokerSetup, Credentials, Mosquitto, find_mosquitto, prepare
 from bridge.config import parse_bridge_config, parse_client_config
 from bridge.demo.scenario import Timings
 from bridge.errors import ConfigError, PowerbridgeError
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 BRIDGE_ID = "demo-bridge"
 CLIENT_ID = "demo-pc"
 BASE = "powerbridge"
+WORKDIR_PREFIX = "powerbridge-demo-"
+STALE_AFTER_S = 120.0
+"""A demo directory older than this that no process uses was left by a killed demo."""
 
 
 class DemoError(PowerbridgeError):
@@ -122,6 +127,47 @@ class Child:
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
+def _processes_using(paths: list[Path]) -> set[Path]:
+    """Which of ``paths`` appear in a live process's command line (Linux ``/proc``)."""
+    used: set[Path] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        used |= {p for p in paths if str(p) in cmdline}
+    return used
+
+
+def remove_stale_workdirs(root: Path, *, min_age: float = STALE_AFTER_S) -> list[Path]:
+    """Remove directories left by demos that were killed (SIGKILL leaves no time to clean).
+
+    Their processes died with them (see :func:`_die_with_parent`); a directory counts as
+    left over when it is older than ``min_age`` and no live process names it.  Only on
+    Linux, where ``/proc`` says which processes exist.
+    """
+    if not Path("/proc/self/cmdline").exists():
+        return []
+    now = time.time()
+    candidates = []
+    for path in root.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        mine = info.st_uid == os.getuid()
+        if path.is_dir() and not path.is_symlink() and mine and now - info.st_mtime > min_age:
+            candidates.append(path)
+    if not candidates:
+        return []
+    stale = [p for p in candidates if p not in _processes_using(candidates)]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def write_secret(path: Path, secret: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -201,8 +247,10 @@ class DemoStack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.workdir = Path(tempfile.mkdtemp(prefix="powerbridge-demo-"))
+        self.removed_stale = remove_stale_workdirs(Path(tempfile.gettempdir()))
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.broker: Mosquitto | None = None
+        self.mosquitto: Child | None = None
         self.bridge: Child | None = None
         self.client: Child | None = None
         self.connect_host = (
@@ -211,9 +259,11 @@ class DemoStack:
 
     @property
     def children(self) -> list[Child]:
-        return [c for c in (self.client, self.bridge) if c is not None]
+        """Every process of the demo, in the order they are stopped."""
+        return [c for c in (self.client, self.bridge, self.mosquitto) if c is not None]
 
-    def start_broker(self) -> Mosquitto:
+    def start_broker(self, timeout: float = 10.0) -> Mosquitto:
+        """Render the shipped configuration and start Mosquitto as one of our children."""
         broker = prepare(
             self.workdir / "broker",
             BrokerSetup(bridges=(BRIDGE_ID,), clients=(CLIENT_ID,), observer=False),
@@ -232,8 +282,21 @@ class DemoStack:
             broker.config_file.write_text(conf, encoding="utf-8")
             broker.host = self.connect_host
         self.broker = broker
-        broker.start()
-        return broker
+        # Started here rather than with broker.start(), so that it dies with the demo too.
+        self.mosquitto = Child(
+            "broker", [find_mosquitto(), "-c", str(broker.config_file)], broker.log_file
+        )
+        self.mosquitto.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.mosquitto.exit_code() is not None:
+                raise DemoError(f"mosquitto exited at once; its log:\n{self.mosquitto.log_tail()}")
+            try:
+                with socket.create_connection((self.connect_host, broker.port), timeout=0.2):
+                    return broker
+            except OSError:
+                time.sleep(0.02)
+        raise DemoError(f"mosquitto did not listen on port {broker.port} within {timeout:.0f} s")
 
     def write_configs(self) -> tuple[Path, Path]:
         broker = self._broker()
@@ -302,7 +365,5 @@ class DemoStack:
         """Stop the client, the bridge and the broker, then remove the directory."""
         for child in self.children:
             child.stop()
-        if self.broker is not None:
-            self.broker.stop()
         if not self.options.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -163,3 +163,50 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_a_killed_demo_takes_its_processes_along_and_the_next_one_tidies_up(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves the demo no time to clean up: its children die with it (Linux), and
+    the directory it leaves is removed by a later demo once no process uses it."""
+    from bridge.demo.stack import remove_stale_workdirs
+
+    tmp = tmp_path / "tmp"
+    proc = demo(tmp, "--delay", "3")
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if "── normal load for" in line or not line:
+            break
+    workdir = workdir_of("".join(seen))
+    proc.kill()
+    proc.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    while processes_mentioning(workdir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(workdir) == []
+    assert Path(workdir).exists()  # nobody could remove it
+    assert remove_stale_workdirs(tmp, min_age=0) == [Path(workdir)]
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_directory_in_use_is_never_taken_for_a_stale_one(tmp_path: Path) -> None:
+    from bridge.demo.stack import WORKDIR_PREFIX, remove_stale_workdirs
+
+    used = tmp_path / f"{WORKDIR_PREFIX}inuse"
+    used.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", str(used / "bridge.yaml")]
+    )
+    try:
+        assert remove_stale_workdirs(tmp_path, min_age=0) == []
+        assert remove_stale_workdirs(tmp_path) == []  # and young anyway
+        assert used.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert remove_stale_workdirs(tmp_path, min_age=0) == [used]
