@@ -75,7 +75,7 @@ def test_advertise_and_browse_on_loopback() -> None:
         "127.0.0.1", 18883, "rack-a", True, addresses=LOOPBACK, interfaces=LOOPBACK
     ) as ad:
         assert ad.name == "powerbridge rack-a._mqtt._tcp.local."
-        brokers = browse_broker(2.0, interfaces=LOOPBACK)
+        brokers = browse_broker(1.0, interfaces=LOOPBACK)
     (broker,) = [b for b in brokers if b.device_id == "rack-a"]
     assert broker.port == 18883
     assert broker.tls is True
