@@ -134,10 +134,17 @@ def build_client(
 
 def describe(runtime: ClientRuntime) -> str:
     s = runtime.settings
+    bridges = runtime.config.bridges
     commands = " or else ".join(str(c) for c in runtime.actions.commands)
+    if len(bridges) == 1:
+        when = f"shut down when an outage has lasted {s.delay:g} s"
+    else:
+        when = (
+            f"shut down {s.delay:g} s after fewer than {s.min_supplies} of the "
+            f"{len(bridges)} supplies have mains"
+        )
     return (
-        f"shutdown client {runtime.client_id} watching {', '.join(runtime.config.bridges)}: "
-        f"shut down after {s.delay:g} s with fewer than {s.min_supplies} supply(ies) on mains; "
+        f"shutdown client {runtime.client_id} watching {', '.join(bridges)}: {when}; "
         f"lost during an outage: {s.on_lost_during_outage}; "
         f"signed messages: {'required' if runtime.intake.signed else 'not required'}; "
         f"command: {commands}{' (DRY RUN)' if runtime.actions.dry_run else ''}"
