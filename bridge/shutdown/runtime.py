@@ -518,8 +518,12 @@ class ClientRuntime:
     def run(self) -> None:
         """Process events until :class:`Stop`; re-decide after each batch and at wake times."""
         while True:
-            decision = self.evaluate()
-            timeout = max(0.0, self.next_wake(decision) - self.clock.monotonic())
+            try:
+                decision = self.evaluate()
+                timeout = max(0.0, self.next_wake(decision) - self.clock.monotonic())
+            except Exception:  # never let a bug end the watch: log, retry shortly
+                log.exception("error while deciding; retrying in 1 s")
+                timeout = 1.0
             try:
                 event = self._queue.get(timeout=timeout)
             except queue.Empty:

@@ -319,3 +319,58 @@ def test_home_assistant_restart_gets_discovery_and_state_again() -> None:
         "homeassistant/sensor/client-pc1/shutdown_in/config",
         "powerbridge/clients/pc1/state",
     ]
+
+
+def test_the_loop_survives_a_failing_publisher_and_still_shuts_down() -> None:
+    """A bug or a broken connection object must not end the watch."""
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from bridge.shutdown.actions import Actions
+    from bridge.shutdown.runtime import ClientRuntime, Connected, Message, Stop
+    from tests.shutdown.payloads import mains
+    from tests.shutdown.sim import SHUTDOWN_ARGV, RecordingRunner
+
+    class RealClock:
+        def monotonic(self) -> float:
+            return time.monotonic()
+
+        def utcnow(self) -> datetime:
+            return datetime.now(UTC)
+
+    class BrokenPublisher:
+        calls = 0
+
+        def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+            BrokenPublisher.calls += 1
+            raise RuntimeError("publisher is broken")
+
+    template = Sim("delay: 500ms\nwarnings: []")
+    clock = RealClock()
+    runner = RecordingRunner(clock)  # type: ignore[arg-type]
+    runtime = ClientRuntime(
+        template.config,
+        clock=clock,
+        actions=Actions(template.config.shutdown, system="linux", runner=runner),
+        client_id="pc1",
+        publisher=BrokenPublisher(),
+    )
+    thread = threading.Thread(target=runtime.run, daemon=True)
+    thread.start()
+    runtime.submit(Connected(clock.monotonic()))
+    runtime.submit(Message("powerbridge/test-bridge/status", b"online", True, clock.monotonic(),
+                           clock.utcnow()))  # fmt: skip
+    start = clock.monotonic()
+    runtime.submit(
+        Message("powerbridge/test-bridge/mains", mains("off", 1), False, start, clock.utcnow())
+    )
+    deadline = time.monotonic() + 5
+    while not runner.shutdown_times and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runtime.submit(Stop())
+    thread.join(5)
+    assert not thread.is_alive()
+    assert BrokenPublisher.calls > 0
+    assert [inv.argv for _, inv in runner.calls] == [SHUTDOWN_ARGV]
+    assert abs(runner.shutdown_times[0] - (start + 0.5)) < 1.0
