@@ -40,7 +40,7 @@ from bridge.mqtt.contract import (
 from bridge.shutdown.actions import Actions, ShutdownOutcome
 from bridge.shutdown.discovery import client_discovery
 from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejections
-from bridge.shutdown.policy import Decision, Phase, PolicySettings, decide
+from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker
 
 log = logging.getLogger("bridge.shutdown")
@@ -374,6 +374,8 @@ class ClientRuntime:
             return
         self._latched = True
         self.shutdowns += 1
+        if decision.cause is Cause.REMOTE:
+            self.tracker.remote_cancel()  # acted on: a request is obeyed once
         reason = decision.reason
         actions = self.actions
 

@@ -179,6 +179,20 @@ def test_remote_shutdown_with_cancel_window() -> None:
     assert sim.shutdown_times == [pytest.approx(requested + 60)]
 
 
+def test_a_remote_request_is_obeyed_once_even_in_dry_run() -> None:
+    sim = online(Sim("delay: 600\nallow_remote: true\nremote_cancel_window: 10\ndry_run: true",
+                     key=KEY))  # fmt: skip
+    sim.command("shutdown_now")
+    sim.advance(11)
+    assert sim.runtime.shutdowns == 1
+    sim.advance(60)
+    assert sim.runtime.shutdowns == 1
+    assert sim.last_state()["state"] == "idle"  # dry run: ready for the next time
+    sim.command("shutdown_now")
+    sim.advance(11)
+    assert sim.runtime.shutdowns == 2
+
+
 def test_remote_commands_are_refused_unless_enabled() -> None:
     sim = online(Sim("delay: 600", key=KEY))
     sim.command("shutdown_now")
