@@ -21,10 +21,10 @@ SYSTEM_CHOICES = ("linux", "darwin", "windows")
 
 
 def _default_config() -> Path:
-    from bridge.shutdown.actions import current_system
-    from bridge.shutdown.service import default_config_path
-
-    return Path(default_config_path(current_system()))
+    """Where the installed service's configuration lives (cheap: no imports at parse time)."""
+    if sys.platform == "win32":
+        return Path(r"C:\ProgramData\powerbridge\client.yaml")
+    return Path("/etc/powerbridge/client.yaml")
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Final
-from xml.sax.saxutils import escape
 
 from bridge.errors import PowerbridgeError, UsageError
 from bridge.shutdown.actions import LINUX, MACOS, WINDOWS
@@ -150,6 +149,11 @@ def launchd_plist(python: str, config_path: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- Windows
+
+
+def escape(text: str) -> str:
+    """XML character data (``xml.sax.saxutils`` would pull in ``urllib.request``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _windows_arguments(argv: Sequence[str]) -> str:

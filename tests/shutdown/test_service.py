@@ -79,6 +79,14 @@ def test_windows_arguments_with_spaces_are_quoted() -> None:
     )
 
 
+def test_windows_task_escapes_xml_characters() -> None:
+    root = parse_task(windows_task_xml(WIN_PY, r"C:\R&D <lab>\client.yaml"))
+    assert root.findtext("t:Actions/t:Exec/t:Arguments", namespaces=NS) == (
+        r'-m bridge client run --config "C:\R&D <lab>\client.yaml" '
+        r'--log-file "C:\R&D <lab>\client.log"'
+    )
+
+
 def test_windows_uninstall_plan() -> None:
     plan = uninstall_plan("windows", config_path=WIN_CONFIG)
     assert [(s.argv, s.may_fail) for s in plan.steps] == [
