@@ -13,17 +13,17 @@ the commit appends a frame to the WAL with ``write()`` and no ``fsync``.  A
 committed transaction is then in the operating system's page cache, so it
 survives a crash or ``SIGKILL`` of the bridge.  What a *power cut of the Pi*
 can lose is what the kernel had not yet written: the spool makes a *sync point*
-(one commit with ``synchronous=FULL``, i.e. one ``fsync`` of the WAL) at most once
-per ``spool.flush_interval``, and only when something was written since the last
+(one ``fdatasync`` of the WAL file, which makes every frame committed so far
+durable, exactly what a ``synchronous=FULL`` commit would do) at most once per
+``spool.flush_interval``, and only when something was committed since the last
 one.  A WAL checkpoint takes the place of a sync point every
 :data:`CHECKPOINT_COMMITS` commits; it costs three ``fsync`` calls (the WAL and the
 database during the checkpoint, the new WAL header at the next commit), so it
 pushes the next sync point back by two more intervals: the bridge never makes more
 than one ``fsync`` per ``flush_interval`` on average.  A power cut therefore loses
 at most the samples of the last ``flush_interval`` (three times that right after a
-checkpoint, i.e. about twice an hour at 1 Hz),
-and acknowledgements of that period (those samples are sent again: duplicates,
-never gaps in what was already durable).
+checkpoint, i.e. about twice an hour at 1 Hz), and acknowledgements of that period
+(those samples are sent again: duplicates, never gaps in what was already durable).
 
 Acknowledgements are applied lazily, inside the next write, so that a sample's
 insertion and the deletion of the previous one touch the same page.
@@ -36,12 +36,13 @@ when the database grows beyond ``spool.max_size_mb``, the oldest undelivered
 (persistent, reported in ``health``) and logged: never silently.
 
 The spool is not thread-safe: one thread (the daemon's main loop) owns it.  It
-uses a connection of its own, because it switches ``synchronous`` per transaction.
+uses a connection of its own (its checkpoints and transactions are its own business).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -124,7 +125,8 @@ class Spool:
         self._config = config
         self._clock: Clock = clock or SystemClock()
         ensure_schema(conn, SCHEMA)
-        # Checkpoints are ours (at sync points), not SQLite's after an arbitrary commit.
+        # Checkpoints are ours (at sync points), not SQLite's after an arbitrary commit;
+        # commits never fsync (sync points do, see the module docstring).
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA synchronous=NORMAL")
         # A delivered row is kept only when it is the newest (it carries the sequence
@@ -151,6 +153,8 @@ class Spool:
         self._over_limit = RepeatedFailure(log, "spool over its bounds, dropping oldest items")
         self.sync_points = 0
         """Sync points made (each one ``fsync``; a checkpoint :data:`CHECKPOINT_FSYNCS`)."""
+        row = conn.execute("PRAGMA database_list").fetchone()
+        self._wal_path = f"{row[2]}-wal" if row is not None and row[2] else None
         self.checkpoints = 0
 
     @classmethod
@@ -243,13 +247,18 @@ class Spool:
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S
             self.prune()
-        if (self._dirty or self._acked) and now >= self._next_sync:
-            self._write(self._touch, force_sync=True)
+        if now < self._next_sync:
+            return
+        if self._acked:
+            self._write(self._touch)  # applies them, then makes the sync point
+        else:
+            self._sync(now)
 
     def flush(self) -> None:
         """Apply acknowledgements and make a sync point now (on the way out)."""
-        if self._dirty or self._acked:
-            self._write(self._touch, force_sync=True, ignore_budget=True)
+        if self._acked:
+            self._write(self._touch, sync=False)
+        self._sync(self._clock.monotonic(), force=True)
 
     def close(self) -> None:
         try:
@@ -332,46 +341,58 @@ class Spool:
         work: Callable[[sqlite3.Connection], None],
         *,
         new_top: int | None = None,
-        force_sync: bool = False,
-        ignore_budget: bool = False,
+        sync: bool = True,
     ) -> None:
-        """One transaction: ``work``, then pending acknowledgements; a sync point if due."""
-        now = self._clock.monotonic()
-        sync = (force_sync or self._dirty) and (ignore_budget or now >= self._next_sync)
-        checkpoint = sync and self._commits_since_checkpoint >= CHECKPOINT_COMMITS
+        """One transaction: ``work``, then pending acknowledgements; then a sync point if due."""
         conn = self._conn
-        if sync and not checkpoint:
-            conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                work(conn)
-                removed, tombstone = self._apply_acks(
-                    conn, new_top if new_top is not None else self._last_seq
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            if sync and not checkpoint:
-                conn.execute("PRAGMA synchronous=NORMAL")
+            work(conn)
+            removed, tombstone = self._apply_acks(
+                conn, new_top if new_top is not None else self._last_seq
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         self._depth -= removed
         self._tombstone = tombstone
         self._acked.clear()
         self._commits_since_checkpoint += 1
-        if not sync:
-            self._dirty = True
+        self._dirty = True
+        if sync:
+            self._sync(self._clock.monotonic())
+
+    def _sync(self, now: float, *, force: bool = False) -> None:
+        """Make everything committed so far durable, if due (or ``force``) and needed."""
+        if not self._dirty or (not force and now < self._next_sync):
             return
         cost = 1
-        if checkpoint:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._commits_since_checkpoint >= CHECKPOINT_COMMITS and not force:
+            # Syncs the WAL, copies it into the database and syncs that.
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._commits_since_checkpoint = 0
             self.checkpoints += 1
             cost = CHECKPOINT_FSYNCS
+        else:
+            self._sync_wal()
         self.sync_points += 1
         self._dirty = False
         self._next_sync = now + cost * self._config.flush_interval
+
+    def _sync_wal(self) -> None:
+        """``fdatasync`` the WAL file: every frame committed so far reaches the disk."""
+        if self._wal_path is None:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # no file name: be safe
+            return
+        try:
+            fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # no WAL: everything is in the database file already
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def _apply_acks(self, conn: sqlite3.Connection, top: int) -> tuple[int, int | None]:
         """Delete acknowledged rows; return (rows removed, the new tombstone)."""

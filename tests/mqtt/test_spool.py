@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,10 +11,13 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bridge.clock import ManualClock
 from bridge.config.bridge import SpoolConfig
 from bridge.db import connect, db_path
 from bridge.model import Reading
+from bridge.mqtt import spool as spool_module
 from bridge.mqtt.contract import (
     EventPayload,
     decode_samples,
@@ -168,6 +172,34 @@ def test_at_most_one_fsync_per_flush_interval(tmp_path: Path) -> None:
     assert 700 <= fsyncs <= 720
     assert spool.checkpoints >= 1
     assert spool.depth == 0
+    spool.close()
+
+
+def test_a_sync_point_reaches_the_disk_even_with_nothing_left_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The samples were committed before; the sync point must still fdatasync the WAL."""
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(spool_module.os, "fdatasync", counting)
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, flush_interval=5.0)
+    item = spool.add_sample(reading(clock))  # first write: a sync point at once
+    assert len(synced) == 1
+    spool.acknowledge([item.seq])
+    spool.add_sample(reading(clock))  # applies the ack; not due yet: no fsync
+    assert len(synced) == 1
+    clock.advance(5.0)
+    spool.tick()  # nothing pending to write, but unsynced commits: fdatasync
+    assert len(synced) == 2
+    clock.advance(5.0)
+    spool.tick()  # nothing new since: no fsync
+    assert len(synced) == 2
     spool.close()
 
 
