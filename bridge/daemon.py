@@ -143,6 +143,8 @@ class Daemon:
         self._leds: Any = None
         self._beat: Any = None
         self._conns: list[Any] = []
+        self._advertisement: Any = None
+        self._advertiser: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -238,6 +240,11 @@ class Daemon:
         if self.meter is not None:
             self.meter.start()
         self._leds.start()
+        if self.config.mqtt.advertise:
+            self._advertiser = threading.Thread(
+                target=self._advertise, name="mdns-advertise", daemon=True
+            )
+            self._advertiser.start()
         self._next_health = self.clock.monotonic()
         self._beat = self._heartbeat()
         meter = self.config.meter.type
@@ -290,6 +297,22 @@ class Daemon:
             self._next_health = now + self.config.health.interval
             self._publish_health()
         return min(self._next_mains if self._mains else now + MAX_SLEEP_S, self._next_health)
+
+    def _advertise(self) -> None:
+        """Announce the broker by mDNS (``mqtt.advertise``); blocks ~1 s, hence a thread."""
+        from bridge.mqtt import mdns
+
+        mqtt = self.config.mqtt
+        host, port, tls = mdns.advertised_endpoint(mqtt.host, mqtt.effective_port, mqtt.tls.enabled)
+        try:
+            advertisement = mdns.advertise_broker(host, port, self.device_id, tls)
+        except OSError as exc:
+            log.warning("cannot advertise the broker by mDNS: %s", exc)
+            return
+        if self._stop.is_set():
+            advertisement.close()
+        else:
+            self._advertisement = advertisement
 
     # ------------------------------------------------------------------ sources
     def _reading_from_meter(self, reading: Reading) -> None:
@@ -442,6 +465,13 @@ class Daemon:
                 log.exception("cannot close the spool")
         if self._leds is not None:
             self._leds.close()
+        if self._advertiser is not None:
+            self._advertiser.join(5)
+        if self._advertisement is not None:
+            try:
+                self._advertisement.close()
+            except Exception:
+                log.exception("cannot withdraw the mDNS advertisement")
         for conn in self._conns:
             conn.close()
         log.warning("bridge %s stopped", self.device_id)

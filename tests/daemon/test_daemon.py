@@ -114,9 +114,12 @@ health: {{interval: 1s}}
         collector.wait_for(lambda: publisher.commands.rejected == 1, 5, "refusal")
         assert collector.last_json(mains)["state"] == "off"
         # A mains-only bridge has no meter entities and reports no meter link.
-        health = collector.last_json(f"powerbridge/{DEVICE}/health")
+        health_topic = f"powerbridge/{DEVICE}/health"
+        collector.wait_for(
+            lambda: collector.last_json(health_topic)["broker_connected"] is True, 5, "health"
+        )
+        health = collector.last_json(health_topic)
         assert health["meter_link"] is None
-        assert health["broker_connected"] is True
         assert not collector.on(f"homeassistant/sensor/{DEVICE}/power/config")
         time.sleep(0.6)  # the watchdog is pinged while the loop turns
     finally:
@@ -145,3 +148,44 @@ leds: {{enabled: false}}
     )
     with pytest.raises(ConfigError, match="password file"):
         Daemon(config, install_signals=False).run()
+
+
+def test_broker_is_advertised_only_when_configured(
+    broker: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mqtt.advertise`` announces the broker's network endpoint (no multicast in tests)."""
+    from bridge.mqtt import mdns
+
+    calls: list[tuple[str, int, str, bool]] = []
+    closed = threading.Event()
+
+    class FakeAdvertisement:
+        def close(self) -> None:
+            closed.set()
+
+    def fake(host: str, port: int, device_id: str, tls: bool) -> FakeAdvertisement:
+        calls.append((host, port, device_id, tls))
+        return FakeAdvertisement()
+
+    monkeypatch.setattr(mdns, "advertise_broker", fake)
+    secret = tmp_path / "pass"
+    secret.write_text(broker.bridge(DEVICE).password)
+    for advertise in (False, True):
+        config = parse_bridge_config(
+            f"""
+device: {{id: {DEVICE}, data_dir: {tmp_path / "data"}}}
+mqtt: {{host: 127.0.0.1, port: {broker.port}, password_file: {secret}, advertise: {advertise}}}
+leds: {{enabled: false}}
+simulation: {{enabled: true}}
+"""
+        )
+        daemon = Daemon(config, install_signals=False)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        assert daemon.started.wait(10)
+        time.sleep(0.3)
+        daemon.request_stop()
+        thread.join(10)
+    # The broker on this Pi is advertised as its network listener: 8883 with TLS.
+    assert calls == [("127.0.0.1", 8883, DEVICE, True)]
+    assert closed.is_set()
