@@ -146,11 +146,11 @@ def watch_live(
         observer.settle()
         header = f"powerbridge watch  {address.describe()}  base {base}"
         if not screen.live:
+            for _ in observer.drain():
+                pass  # what happened before the snapshot is in the snapshot
             screen.line(header)
             for line in snapshot(observer, ascii_only=True):
                 screen.line(line)
-            for _ in observer.drain():
-                pass  # already shown in the snapshot
         was_connected = True
         while not until():
             for change in observer.drain():

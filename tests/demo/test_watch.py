@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -48,6 +52,31 @@ def watch_cmd(broker: Mosquitto, creds: Credentials, tmp_path: Path, *extra: str
         str(password_file(tmp_path, creds)),
         *extra,
     ]
+
+
+class LineReader:
+    """Lines of a child's output, read in a thread, so that a test waits with a deadline."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.queue.put(line)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        pytest.fail(f"not printed within {timeout} s; output so far:\n{''.join(self.seen)}")
 
 
 def publish_fleet(broker: Mosquitto) -> None:
@@ -164,15 +193,8 @@ def test_live_view_on_a_pipe_prints_one_line_per_change(broker: Mosquitto, tmp_p
     )
     try:
         assert proc.stdout is not None
-        seen: list[str] = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "rack-a" in line and "mains OFF" in line:
-                break
-        else:
-            pytest.fail(f"no snapshot: {seen}")
+        lines = LineReader(proc.stdout)
+        lines.wait_for(lambda line: "rack-a" in line and "mains OFF" in line, 15)
         a = TestClient(broker, broker.bridge("rack-a")).connect()
         a.publish(
             "powerbridge/rack-a/mains",
@@ -180,12 +202,7 @@ def test_live_view_on_a_pipe_prints_one_line_per_change(broker: Mosquitto, tmp_p
             retain=True,
         )
         a.disconnect()
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if "bridge rack-a: mains on (seq 8" in line:
-                break
-        else:
-            pytest.fail("the restore was not printed")
+        lines.wait_for(lambda line: "bridge rack-a: mains on (seq 8" in line, 15)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     finally:
