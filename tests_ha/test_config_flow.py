@@ -223,3 +223,23 @@ async def test_options_flow_sets_the_key_and_reloads(
     )
     await hass.async_block_till_done()
     assert hass.data[DOMAIN][setup_bridge.entry_id].key is None
+
+
+async def test_manual_entry_while_the_bridge_is_being_offered(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient
+) -> None:
+    discovered = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_MQTT},
+        data=discovery("powerbridge/rack-a/status"),
+    )
+    assert discovered["type"] == FlowResultType.FORM
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_DEVICE_ID: "rack-a", CONF_BASE_TOPIC: "powerbridge"}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] == FlowResultType.CREATE_ENTRY
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []

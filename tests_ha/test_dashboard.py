@@ -110,5 +110,5 @@ async def test_clients_table_renders(hass: HomeAssistant, mqtt_mock: MqttMockHAC
     assert rendered.splitlines() == [
         "| Computer | State | Shutdown in |",
         "|:--|:--|--:|",
-        "| demo PC (dry run) | ⏳ counting down | 2:05 |",
+        "| demo PC (dry run) | **counting down** | 2:05 |",
     ]

@@ -286,3 +286,29 @@ async def test_countdown_started_trigger(
     assert events[0].data["device_id"] == device
     # The unfiltered trigger fired twice, the one narrowed to "nas" once.
     assert sorted(c.data["data"]["client_id"] for c in calls) == ["nas", "nas", "office-pc"]
+
+
+async def test_event_published_before_its_mains_announcement(
+    hass: HomeAssistant, setup_bridge: MockConfigEntry, bridge: Bridge
+) -> None:
+    """The order seen from a real bridge: the spooled event can overtake ``mains``."""
+    ended = async_capture_events(hass, EVENT_OUTAGE_ENDED)
+    bridge.energy(1000.0)
+    bridge.mains("on", since=T0 - timedelta(days=1))
+    bridge.mains("off", since=T0)
+    bridge.energy(1002.0)
+    bridge.event(
+        "outage_ended",
+        mains_seq=bridge.seq + 1,  # the "on" announcement that follows
+        started=T0,
+        ended=T0 + timedelta(seconds=30),
+        duration_s=30.0,
+    )
+    bridge.mains("on", since=T0 + timedelta(seconds=30), last_outage_s=30.0)
+    await hass.async_block_till_done()
+    assert len(ended) == 1
+    assert ended[0].data["replayed"] is False
+    assert ended[0].data["energy_wh"] == 2.0
+    assert hass.states.get("sensor.powerbridge_rack_a_outages_today").state == "1"  # type: ignore[union-attr]
+    assert hass.states.get("sensor.powerbridge_rack_a_energy_during_outages").state == "0.002"  # type: ignore[union-attr]
+    assert hass.states.get("sensor.powerbridge_rack_a_outage_duration").state == "0"  # type: ignore[union-attr]

@@ -104,7 +104,9 @@ class PowerbridgeConfigFlow(config_entries.ConfigFlow, domain=DOMAIN):
             elif not _valid_base(base):
                 errors[CONF_BASE_TOPIC] = "invalid_base_topic"
             else:
-                await self.async_set_unique_id(device_id)
+                # A discovered flow for the same bridge may be pending: entering it by
+                # hand wins (Home Assistant then drops the pending flow).
+                await self.async_set_unique_id(device_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
                 return self._create(device_id, base)
         schema = vol.Schema(

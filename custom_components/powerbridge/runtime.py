@@ -355,18 +355,23 @@ class BridgeRuntime:
                 if event.duration_s is not None:
                     known["duration_s"] = event.duration_s
             else:
-                live = event.mains_seq == data.last_seq or data.last_seq is None
+                # Does it end the outage whose start we saw?  The bridge may publish the
+                # event before the ``mains`` announcement it refers to.
+                tracked = (
+                    data.outage_start_seq is not None and data.outage_start_seq < event.mains_seq
+                )
                 record = OutageRecord(
                     started=protocol.isoformat_utc(event.started),
                     ended=protocol.isoformat_utc(event.ended),
                     duration_s=event.duration_s,
-                    energy_wh=self._energy_since_outage_start() if live else None,
+                    energy_wh=self._energy_since_outage_start() if tracked else None,
                     end_seq=event.mains_seq,
-                    replayed=not live,
+                    # Older than the newest announcement we know: the bridge replays it.
+                    replayed=data.last_seq is not None and event.mains_seq < data.last_seq,
                 )
-                if not live and dt_util.as_local(event.started).date() == dt_util.now().date():
+                if not tracked and dt_util.as_local(event.started).date() == dt_util.now().date():
                     self._roll_day()
-                    data.outages_today += 1
+                    data.outages_today += 1  # an outage we never saw start
                 self._finish_outage(record)
         self._save()
         self._notify()
