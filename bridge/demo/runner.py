@@ -84,6 +84,10 @@ class Stopper:
         self.check()
 
 
+def _blips(t: Timings) -> str:
+    return f"{t.blips} blip" if t.blips == 1 else f"{t.blips} blips"
+
+
 def clock_label() -> str:
     return datetime.now().astimezone().strftime("%H:%M:%S")
 
@@ -143,7 +147,7 @@ class Demo:
             "pseudo-terminal) and mains pin, and a shutdown client in dry run"
         )
         self.screen.line(
-            f"scenario: normal load; {t.blips} blips of {t.blip:g} s; an outage longer than "
+            f"scenario: normal load; {_blips(t)} of {t.blip:g} s; an outage longer than "
             f"the client's {t.delay:g} s delay; power restored (about {t.estimate():.0f} s)."
             " Ctrl-C stops everything."
         )
@@ -234,7 +238,7 @@ class Demo:
 
         self._phase(
             "blips",
-            f"{t.blips} blips of {t.blip:g} s each (the bridge announces an outage only "
+            f"{_blips(t)} of {t.blip:g} s each (the bridge announces an outage only "
             f"after {t.confirm_off:g} s off)",
         )
         for i in range(t.blips):

@@ -181,7 +181,7 @@ def checks(recorder: Recorder, timings: Timings) -> list[Check]:
         ok = blips.outages_announced == 0 and blips.shutdowns == 0 and blips.countdowns == 0
         out.append(
             Check(
-                f"{timings.blips} blips",
+                _plural(timings.blips, "blip"),
                 f"{blips.outages_announced} outages announced (expected 0), "
                 f"{blips.shutdowns} shutdowns (expected 0)",
                 ok,

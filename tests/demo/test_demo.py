@@ -121,7 +121,7 @@ def test_a_blip_longer_than_the_window_is_seen_and_reported(runs: dict[str, Run]
     out = finish(proc, 120)
     assert proc.returncode == 1, out
     assert re.search(
-        r"1 blips: +1 outages announced \(expected 0\), 0 shutdowns \(expected 0\)  "
+        r"1 blip: +1 outages announced \(expected 0\), 0 shutdowns \(expected 0\)  "
         r"NOT AS EXPECTED",
         out,
     ), out
