@@ -6,11 +6,8 @@ publish them; ``shutdown`` is the client side that decides; ``daemon`` only
 wires things together.  See ``docs/architecture.md``.
 """
 
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("powerbridge")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-    __version__ = "0.0.0+unknown"
+# The single source of the version: pyproject.toml reads it from here. A literal (not
+# importlib.metadata) keeps start-up light: the shutdown client on a PC imports this.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -39,7 +39,6 @@ from bridge.broker.acl import (
 from bridge.errors import PowerbridgeError, UsageError
 from bridge.mqtt.contract import DEFAULT_BASE, DEFAULT_DISCOVERY_PREFIX
 
-DEFAULT_DIR = Path("/etc/mosquitto/powerbridge")
 SHIPPED_DIR = "/etc/mosquitto/powerbridge/"
 """The directory the shipped ``powerbridge.conf`` refers to."""
 FIXED_USERS = ("homeassistant", "archiver")

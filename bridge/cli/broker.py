@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.broker import snippets
-from bridge.broker.directory import DEFAULT_DIR, BrokerDirectory, Report
+from bridge.broker import DEFAULT_DIR
 from bridge.cli._common import add_command
 from bridge.config import types as t
 from bridge.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from bridge.broker.directory import BrokerDirectory, Report
 
 DESCRIPTION = """\
 Create and extend the Mosquitto configuration directory for powerbridge:
@@ -164,6 +166,8 @@ def _print_report(store: BrokerDirectory, report: Report) -> None:
 
 
 def _host(store: BrokerDirectory, hosts: list[str]) -> str:
+    from bridge.broker import snippets
+
     if hosts:
         return str(hosts[0])
     if store.server_crt.exists():
@@ -177,6 +181,8 @@ def _host(store: BrokerDirectory, hosts: list[str]) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from bridge.broker import snippets
+    from bridge.broker.directory import BrokerDirectory
     from bridge.broker.runner import shipped_file
 
     store = BrokerDirectory(args.directory, group=args.group)
@@ -220,6 +226,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace, kind: str) -> int:
+    from bridge.broker import snippets
+    from bridge.broker.directory import BrokerDirectory
+
     store = BrokerDirectory(args.directory, group=args.group)
     if kind == "bridge":
         report = store.add_bridge(args.id, rotate=args.rotate)
@@ -238,7 +247,9 @@ def _add(args: argparse.Namespace, kind: str) -> int:
 
 
 def _ha_addon(args: argparse.Namespace) -> int:
+    from bridge.broker import snippets
     from bridge.broker.addon import ADDON_FOLDER, write_addon_files
+    from bridge.broker.directory import BrokerDirectory
 
     store = BrokerDirectory(args.directory, group=None)
     target, report = write_addon_files(store)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sqlite3
 import sys
 import threading
 import time
@@ -129,6 +128,8 @@ def run_watch(args: argparse.Namespace) -> int:
         mains = dataclasses.replace(mains, pin=args.pin)
     simulation = config.simulation.enabled
     # A private, in-memory store: watching never touches the bridge's outage history.
+    import sqlite3
+
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     store = OutageStore(conn)
     out = sys.stdout

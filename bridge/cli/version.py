@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from importlib import metadata
 from typing import Any
 
 from bridge import __version__
@@ -17,6 +16,8 @@ LIBRARIES = ("paho-mqtt", "pyserial", "gpiozero", "voluptuous", "PyYAML", "minim
 def _version(args: argparse.Namespace) -> int:
     print(f"powerbridge {__version__}")
     if args.verbose:
+        from importlib import metadata
+
         print(f"python {platform.python_version()} on {sys.platform}")
         for name in LIBRARIES:
             try:
