@@ -320,7 +320,8 @@ async def test_one_sensor_per_client_with_its_countdown(
     assert state(hass, "sensor.powerbridge_rack_a_shutdown_office_pc") == "offline"
 
     # A cleared retained state (client uninstalled) shows it offline.
-    async_fire_mqtt_message(hass, office.topic("state"), b"", retain=True)
+    office.status("online")
+    async_fire_mqtt_message(hass, office.topic("state"), b"")
     await hass.async_block_till_done()
     assert state(hass, "sensor.powerbridge_rack_a_shutdown_office_pc") == "offline"
 
@@ -360,3 +361,36 @@ async def test_known_clients_are_restored_after_a_restart(
 
 def _states(hass: HomeAssistant) -> dict[str, Any]:
     return {s.entity_id: s.state for s in hass.states.async_all()}
+
+
+async def test_energy_counted_from_the_first_reading_of_an_outage(
+    hass: HomeAssistant,
+    setup_bridge: MockConfigEntry,
+    bridge: Bridge,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """No reading before the outage (the meter was just starting): count from the first one."""
+    freezer.move_to(T0)
+    bridge.mains("off", since=T0)
+    await hass.async_block_till_done()
+    assert state(hass, ENERGY) == STATE_UNKNOWN  # no meter heard yet
+    async_fire_mqtt_message(hass, bridge.topic("state"), b'{"v":1,"voltage_v":230.0}')
+    bridge.energy(500.0)
+    bridge.energy(503.5)
+    # A bridge without last_outage_s: the duration comes from the two edges.
+    bridge.mains("on", since=T0 + timedelta(seconds=42))
+    await hass.async_block_till_done()
+    assert state(hass, ENERGY) == "0.0035"
+    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    assert runtime.last_outage.duration_s == 42.0
+
+
+async def test_bad_client_status_is_counted(
+    hass: HomeAssistant, setup_bridge: MockConfigEntry, client_factory: Callable[[str], Client]
+) -> None:
+    nas = client_factory("nas")
+    async_fire_mqtt_message(hass, nas.topic("status"), b"sleeping")
+    async_fire_mqtt_message(hass, "powerbridge/clients/a/b/status", b"online")
+    await hass.async_block_till_done()
+    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    assert runtime.invalid == {"client status": 1}

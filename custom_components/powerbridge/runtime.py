@@ -217,15 +217,6 @@ class BridgeRuntime:
         return self.mains.elapsed_s + max(0.0, (now - self.mains_received).total_seconds())
 
     @property
-    def outage_started(self) -> datetime | None:
-        return _parse(self._data.outage_started) if self.in_outage else None
-
-    @property
-    def history(self) -> list[OutageRecord]:
-        """Finished outages, newest first."""
-        return [OutageRecord(**item) for item in self._data.history]
-
-    @property
     def last_outage(self) -> OutageRecord | None:
         return OutageRecord(**self._data.history[0]) if self._data.history else None
 
