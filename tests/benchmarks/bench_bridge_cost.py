@@ -139,7 +139,7 @@ simulation: {{enabled: true}}
 
 def run(smoke: bool = False) -> dict[str, Any]:
     timing = (
-        {"warmup": 3.0, "window": 2.0, "fsync_window": 2.0}
+        {"warmup": 2.5, "window": 1.0, "fsync_window": 1.0}
         if smoke
         else {"warmup": 15.0, "window": 120.0, "fsync_window": 60.0}
     )
