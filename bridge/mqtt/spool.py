@@ -25,6 +25,15 @@ at most the samples of the last ``flush_interval`` (three times that right after
 checkpoint, i.e. about twice an hour at 1 Hz), and acknowledgements of that period
 (those samples are sent again: duplicates, never gaps in what was already durable).
 
+Sequence numbers survive a power cut too.  The WAL frames lost in a power cut may
+include the newest samples, which had already been published: a rebooted bridge
+that continued after the newest *surviving* row would reuse their numbers.  So the
+spool keeps, durably, a reservation :data:`SEQ_BLOCK` numbers ahead of use, with the
+kernel's boot id and a clean-shutdown flag (table ``spool_sequence``).  After a kill
+of the process (same boot: the page cache kept every commit) or a clean stop, the
+sequence continues without a gap; after an unclean reboot it continues after the
+reservation — a gap, which is the honest signal that samples may have been lost.
+
 Acknowledgements are applied lazily, inside the next write, so that a sample's
 insertion and the deletion of the previous one touch the same page.
 
@@ -55,6 +64,7 @@ from bridge.db import connect, db_path, ensure_schema
 from bridge.log import RepeatedFailure
 from bridge.model import Reading
 from bridge.mqtt.contract import READING_FIELDS, SamplePayload, dumps
+from bridge.outages import read_boot_id
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,8 @@ CHECKPOINT_FSYNCS: Final = 3
 """A checkpoint syncs the WAL and the database; the next commit syncs the restarted WAL's header."""
 PRUNE_INTERVAL_S: Final = 60.0
 """How often the age and size bounds are enforced."""
+SEQ_BLOCK: Final = 1000
+"""Sequence numbers reserved durably ahead of use (see :meth:`Spool._reserve`)."""
 SIZE_HEADROOM: Final = 0.9
 """When over ``max_size_mb``, delete down to this fraction of it."""
 
@@ -81,6 +93,12 @@ CREATE TABLE IF NOT EXISTS spool_items (
 CREATE TABLE IF NOT EXISTS spool_meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spool_sequence (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    reserved INTEGER NOT NULL,
+    boot_id TEXT,
+    clean INTEGER NOT NULL
 );
 """
 
@@ -119,7 +137,12 @@ class Spool:
     """The spool on one SQLite connection (see the module docstring)."""
 
     def __init__(
-        self, conn: sqlite3.Connection, config: SpoolConfig, *, clock: Clock | None = None
+        self,
+        conn: sqlite3.Connection,
+        config: SpoolConfig,
+        *,
+        clock: Clock | None = None,
+        boot_id: str | None = None,
     ) -> None:
         self._conn = conn
         self._config = config
@@ -156,6 +179,43 @@ class Spool:
         row = conn.execute("PRAGMA database_list").fetchone()
         self._wal_path = f"{row[2]}-wal" if row is not None and row[2] else None
         self.checkpoints = 0
+        self._boot_id = boot_id if boot_id is not None else read_boot_id()
+        self._reserved = 0
+        self._durable_reserved = 0
+        self._resume_sequence()
+
+    def _resume_sequence(self) -> None:
+        """Continue the sequence where it stopped (after the reservation, if power was cut)."""
+        row = self._conn.execute(
+            "SELECT reserved, boot_id, clean FROM spool_sequence WHERE id = 1"
+        ).fetchone()
+        if row is not None:
+            reserved, boot_id, clean = int(row[0]), row[1], bool(row[2])
+            same_boot = boot_id is not None and boot_id == self._boot_id
+            if not clean and not same_boot and reserved > self._last_seq:
+                log.warning(
+                    "the bridge was not stopped before the machine restarted (power cut?):"
+                    " samples of up to the last %.0f s before it may be lost; sequence numbers"
+                    " continue at %d, not %d, so that none is ever reused",
+                    3 * self._config.flush_interval,
+                    reserved + 1,
+                    self._last_seq + 1,
+                )
+                self._last_seq = reserved
+            elif clean:
+                self._last_seq = max(self._last_seq, reserved)
+        self._reserve(self._last_seq + SEQ_BLOCK, clean=False)
+        self._sync(self._clock.monotonic(), force=True)
+
+    def _reserve(self, upto: int, *, clean: bool, conn: sqlite3.Connection | None = None) -> None:
+        (conn or self._conn).execute(
+            "INSERT INTO spool_sequence (id, reserved, boot_id, clean) VALUES (1, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET reserved = excluded.reserved,"
+            " boot_id = excluded.boot_id, clean = excluded.clean",
+            (upto, self._boot_id, int(clean)),
+        )
+        self._reserved = upto
+        self._dirty = True
 
     @classmethod
     def open(cls, data_dir: Path, config: SpoolConfig, *, clock: Clock | None = None) -> Spool:
@@ -199,15 +259,22 @@ class Spool:
         return item
 
     def _insert(self, item: SpoolItem, created: float) -> None:
+        extend = item.seq > self._reserved - SEQ_BLOCK // 2
+
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO spool_items (seq, kind, created, body) VALUES (?, ?, ?, ?)",
                 (item.seq, item.kind, created, item.body),
             )
+            if extend:  # half the reservation used: extend it (durable at the next sync point)
+                self._reserve(item.seq + SEQ_BLOCK, clean=False, conn=conn)
 
         self._write(work, new_top=item.seq)
         self._last_seq = item.seq
         self._depth += 1
+        if item.seq > self._durable_reserved:
+            # Never publish a number that a power cut could hand out again.
+            self._sync(self._clock.monotonic(), force=True)
 
     # ------------------------------------------------------------------ acknowledging
     def acknowledge(self, seqs: Iterable[int]) -> None:
@@ -261,8 +328,12 @@ class Spool:
         self._sync(self._clock.monotonic(), force=True)
 
     def close(self) -> None:
+        """Flush, record a clean stop (the sequence continues exactly here), close."""
         try:
-            self.flush()
+            if self._acked:
+                self._write(self._touch, sync=False)
+            self._reserve(self._last_seq, clean=True)
+            self._sync(self._clock.monotonic(), force=True)
         finally:
             self._conn.close()
 
@@ -378,6 +449,7 @@ class Spool:
             self._sync_wal()
         self.sync_points += 1
         self._dirty = False
+        self._durable_reserved = self._reserved
         self._next_sync = now + cost * self._config.flush_interval
 
     def _sync_wal(self) -> None:
