@@ -252,7 +252,7 @@ def test_wrong_password_is_logged_once_then_summarised(
     caplog.set_level(logging.WARNING, logger="bridge.mqtt.publisher")
     h = Harness(config).start()
     try:
-        time.sleep(3.0)  # several attempts (reconnect delay 0.2 s .. 1 s)
+        time.sleep(2.0)  # several attempts (reconnect delay 0.2 s .. 1 s)
         assert not h.call(lambda: h.publisher.connected)
         refused = [r for r in caplog.records if "refused" in r.getMessage()]
         assert len(refused) == 1
