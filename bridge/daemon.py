@@ -326,6 +326,9 @@ class Daemon:
 
     def _on_link(self, up: bool, error: str | None) -> None:
         log.info("meter link %s%s", "up" if up else "down", f": {error}" if error else "")
+        meter, sensor = self.meter, self.sensor
+        if not up and meter is not None and sensor is not None and meter.port_lost:
+            sensor.meter_unavailable(error or "port lost")
         self._next_health = min(self._next_health, self.clock.monotonic() + HEALTH_SOON_S)
 
     def _refresh_outages(self) -> None:
@@ -440,6 +443,11 @@ class Daemon:
         if self.sensor is None:
             raise UsageError("the mains sensor is not running")
         self.sensor.simulate(state)
+        # A simulated meter follows the simulated mains (0 V, or a silent PZEM), so that
+        # `mains.source: meter|any|all` can be tried without hardware too.
+        simulator = getattr(self.meter, "simulator", None)
+        if simulator is not None:
+            simulator.set_mains(state == "on")
 
     # ------------------------------------------------------------------ shutdown
     def _shutdown(self) -> None:

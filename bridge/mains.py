@@ -429,6 +429,28 @@ class MainsSensor:
                 self._set_input("meter", level, Edge(level, at, reading.time, SOURCE_METER))
             self._cond.notify_all()
 
+    def meter_unavailable(self, reason: str) -> None:
+        """The meter's serial port is gone (adapter unplugged): its input becomes *unknown*.
+
+        Silence of a meter whose port is still there means the meter lost its power
+        (a PZEM dies with the mains); a port that disappeared means a cable or adapter
+        problem, which must never be announced as an outage.  Until the next reading
+        the meter is left out of ``any``/``all`` and ``source: meter`` announces nothing.
+        """
+        if not self.uses_meter:
+            return
+        with self._cond:
+            if self._meter_alive_mono is not None or self._meter is not MainsState.UNKNOWN:
+                log.warning("meter port lost (%s): mains cross-check ignores the meter", reason)
+            self._meter_alive_mono = None
+            self._meter_alive_utc = None
+            now = self._clock.monotonic()
+            unknown = MainsState.UNKNOWN
+            self._set_input(
+                "meter", unknown, Edge(unknown, now, self._clock.utcnow(), SOURCE_METER)
+            )
+            self._cond.notify_all()
+
     def _check_meter_silence(self, now: float) -> None:
         if not self.uses_meter or self._meter is MainsState.OFF:
             return

@@ -59,7 +59,8 @@ class MainsConfig:
     source: str = setting(
         "gpio",
         t.one_of("gpio", "meter", "any", "all"),
-        "What says the mains is off: the GPIO pin, the meter, either (`any`) or both (`all`).",
+        "What says the mains is off: the GPIO pin, the meter, either (`any`) or both (`all`). "
+        "A meter whose serial port disappears (unplugged adapter) counts as unknown, never off.",
     )
     pin: int = setting(4, t.integer(0, 27), "BCM number of the mains-sense GPIO pin.")
     pull: str = setting(

@@ -99,6 +99,7 @@ class MeterSource:
         self._thread: threading.Thread | None = None
         self._driver: MeterDriver | None = None
         self._link: bool | None = None
+        self._port_lost = False
         self._guards: dict[int, EnergyGuard] = {}
         self._callback_failure = RepeatedFailure(log, "meter reading consumer failed")
         self._failure = RepeatedFailure(log, "meter")
@@ -135,6 +136,16 @@ class MeterSource:
             driver.close()
         if self.simulator is not None:
             self.simulator.stop()
+
+    @property
+    def port_lost(self) -> bool:
+        """The link is down because the serial port is gone or cannot be opened.
+
+        An unplugged adapter says nothing about the mains (unlike a PZEM that falls
+        silent because the mains it is powered by died): the mains cross-check
+        treats the meter as *unknown* then, never as *off*.
+        """
+        return self._port_lost and not self.link_up
 
     @property
     def link_up(self) -> bool:
@@ -195,6 +206,7 @@ class MeterSource:
 
     def _open_failed(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
+        self._port_lost = isinstance(exc, MeterDisconnectedError)
         self._lost(str(exc) if exc is not None else "cannot open the meter")
 
     def _lost(self, cause: str) -> None:
@@ -211,6 +223,7 @@ class MeterSource:
             except MeterDisconnectedError as exc:
                 self.read_errors += 1
                 self.reconnects += 1
+                self._port_lost = True
                 self._lost(str(exc))
                 return
             if error is None:
@@ -301,6 +314,8 @@ class MeterSource:
         self._set_link(False, cause)
 
     def _set_link(self, up: bool, error: str | None) -> None:
+        if up:
+            self._port_lost = False
         if self._link is up:
             return
         self._link = up

@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "test-bridge"
 
 
-def write_config(broker: Mosquitto, directory: Path, extra: str = "", **mqtt: str) -> Path:
+def write_config(
+    broker: Mosquitto,
+    directory: Path,
+    extra: str = "",
+    *,
+    mains: str = "{source: gpio, confirm_off: 100ms, confirm_on: 100ms}",
+    **mqtt: str,
+) -> Path:
     """A bridge configuration with a simulated meter at 10 Hz and simulated mains."""
     directory.mkdir(parents=True, exist_ok=True)
     secret = directory / "bridge.pass"
@@ -35,7 +42,7 @@ mqtt:
   password_file: {secret}
 {mqtt_lines}
 meter: {{type: simulated, interval: 100ms}}
-mains: {{source: gpio, confirm_off: 100ms, confirm_on: 100ms}}
+mains: {mains}
 leds: {{enabled: false}}
 health: {{interval: 5s}}
 simulation: {{enabled: true}}

@@ -200,3 +200,38 @@ def test_simulated_outage_is_announced_and_recorded(
     assert code == 0
     # Events share the sequence with samples: still no gaps.
     assert_no_gaps(collector, bridge)
+
+
+def test_simulated_outage_seen_by_the_meter_alone(
+    broker: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    """`mains.source: meter`: simulate cuts the simulated PZEM too, which falls silent."""
+    config = write_config(
+        broker,
+        tmp_path / "meter-bridge",
+        mains="{source: meter, confirm_off: 100ms, confirm_on: 100ms, meter_silence: 500ms}",
+    )
+    bridge = BridgeProcess(config, tmp_path / "meter-bridge.log")
+    try:
+        bridge.start()
+        mains_topic = f"powerbridge/{DEVICE}/mains"
+        collector.wait_for(
+            lambda: any(json.loads(m.payload)["state"] == "on" for m in collector.on(mains_topic)),
+            15,
+            "mains on from the meter",
+        )
+        ha = TestClient(broker, broker.homeassistant).connect()
+        cmd = CommandPayload("simulate", {"mains": "off"}, datetime.now(UTC), "meter-off")
+        ha.publish(f"powerbridge/{DEVICE}/cmd/simulate", cmd.encode())
+        collector.wait_for(lambda: len(collector.events) == 1, 10, "outage_started")
+        off = collector.last_json(mains_topic)
+        assert (off["state"], off["source"]) == ("off", "meter")
+        cmd = CommandPayload("simulate", {"mains": "on"}, datetime.now(UTC), "meter-on")
+        ha.publish(f"powerbridge/{DEVICE}/cmd/simulate", cmd.encode())
+        collector.wait_for(lambda: len(collector.events) == 2, 10, "outage_ended")
+        ha.disconnect()
+        assert collector.last_json(mains_topic)["state"] == "on"
+        code, _took = bridge.terminate()
+        assert code == 0
+    finally:
+        bridge.cleanup()

@@ -188,3 +188,27 @@ def test_gpio_source_ignores_the_meter(tmp_path: Path, factory: MockFactory) -> 
         tick(sensor, clock, 10, volts=0.0)
         tick(sensor, clock, 10, meter_alive=False)
     assert [e.state for e in events] == [ON]
+
+
+@pytest.mark.parametrize("source", ["meter", "any"])
+def test_an_unplugged_adapter_is_not_an_outage(
+    tmp_path: Path, factory: MockFactory, source: str
+) -> None:
+    """A port that disappeared says nothing about the mains: the meter becomes unknown."""
+    clock = ManualClock()
+    events: list[MainsEvent] = []
+    sensor = sensor_for(tmp_path, clock, events, factory, source)
+    with sensor:
+        factory.pin(4).drive_high()
+        tick(sensor, clock, 3)
+        assert sensor.state is ON
+        sensor.meter_unavailable("device reports readiness to read but returned no data")
+        tick(sensor, clock, 30, meter_alive=False)
+        assert sensor.state is ON
+        assert [e.state for e in events] == [ON]
+        # The adapter is plugged back in and the meter answers: still on, nothing announced.
+        tick(sensor, clock, 3)
+        assert [e.state for e in events] == [ON]
+        # Silence of a meter whose port is there again is an outage as before.
+        tick(sensor, clock, 5, meter_alive=False)
+        assert sensor.state is OFF

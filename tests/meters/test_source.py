@@ -113,6 +113,7 @@ def test_unplug_replug_resumes_within_2_s_and_logs_the_outage_once(
         sim.unplug()
         wait_for(lambda: not source.link_up)
         time.sleep(1.5)  # many reopen attempts while the port is gone
+        assert source.port_lost  # an unplugged adapter, not a silent meter
         recorder.drain()
         sim.replug()
         back = time.monotonic()
@@ -129,6 +130,7 @@ def test_unplug_replug_resumes_within_2_s_and_logs_the_outage_once(
     assert failures >= 4  # retried several times, logged once
     assert [up for up, _ in recorder.links] == [True, False, True]
     assert source.reconnects == 1
+    assert not source.port_lost
 
 
 def test_a_silent_pzem_takes_the_link_down_and_back_up(
@@ -143,6 +145,7 @@ def test_a_silent_pzem_takes_the_link_down_and_back_up(
         recorder.next()
         sim.set_mains(False)
         wait_for(lambda: not source.link_up, timeout=3.0)
+        assert not source.port_lost  # the port is there: the meter itself fell silent
         errors_while_down = source.read_errors
         sim.set_mains(True)
         wait_for(lambda: source.link_up, timeout=3.0)
