@@ -203,6 +203,10 @@ def test_a_directory_in_use_is_never_taken_for_a_stale_one(tmp_path: Path) -> No
         [sys.executable, "-c", "import time; time.sleep(30)", str(used / "bridge.yaml")]
     )
     try:
+        deadline = time.monotonic() + 10  # until the child has exec'd with its arguments
+        while str(used) not in " ".join(processes_mentioning(str(used))):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         assert remove_stale_workdirs(tmp_path, min_age=0) == []
         assert remove_stale_workdirs(tmp_path) == []  # and young anyway
         assert used.exists()
