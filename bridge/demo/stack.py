@@ -37,6 +37,8 @@ BRIDGE_ID = "demo-bridge"
 CLIENT_ID = "demo-pc"
 BASE = "powerbridge"
 WORKDIR_PREFIX = "powerbridge-demo-"
+KEPT_MARKER = ".kept"
+"""A directory kept on purpose (``--keep``) carries this file and is never removed."""
 STALE_AFTER_S = 120.0
 """A demo directory older than this that no process uses was left by a killed demo."""
 
@@ -157,8 +159,9 @@ def remove_stale_workdirs(root: Path, *, min_age: float = STALE_AFTER_S) -> list
             info = path.lstat()
         except OSError:
             continue
-        mine = info.st_uid == os.getuid()
-        if path.is_dir() and not path.is_symlink() and mine and now - info.st_mtime > min_age:
+        usable = path.is_dir() and not path.is_symlink() and info.st_uid == os.getuid()
+        old = now - info.st_mtime > min_age
+        if usable and old and not (path / KEPT_MARKER).exists():
             candidates.append(path)
     if not candidates:
         return []
@@ -365,5 +368,7 @@ class DemoStack:
         """Stop the client, the bridge and the broker, then remove the directory."""
         for child in self.children:
             child.stop()
-        if not self.options.keep:
+        if self.options.keep:
+            (self.workdir / KEPT_MARKER).touch()
+        else:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -195,7 +195,7 @@ def test_a_killed_demo_takes_its_processes_along_and_the_next_one_tidies_up(
 
 
 def test_a_directory_in_use_is_never_taken_for_a_stale_one(tmp_path: Path) -> None:
-    from bridge.demo.stack import WORKDIR_PREFIX, remove_stale_workdirs
+    from bridge.demo.stack import KEPT_MARKER, WORKDIR_PREFIX, remove_stale_workdirs
 
     used = tmp_path / f"{WORKDIR_PREFIX}inuse"
     used.mkdir()
@@ -213,4 +213,8 @@ def test_a_directory_in_use_is_never_taken_for_a_stale_one(tmp_path: Path) -> No
     finally:
         holder.kill()
         holder.wait()
+    kept = tmp_path / f"{WORKDIR_PREFIX}kept"
+    kept.mkdir()
+    (kept / KEPT_MARKER).touch()  # what --keep leaves
     assert remove_stale_workdirs(tmp_path, min_age=0) == [used]
+    assert kept.exists()
