@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 DB_FILENAME = "bridge.db"
+PAGE_SIZE = 1024
 
 
 def db_path(data_dir: Path) -> Path:
@@ -28,6 +29,11 @@ def connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
+    # Small pages for a new database: every committed sample writes at least one page
+    # to the WAL, and on an SD card fewer bytes per commit is less wear: at 1 sample/s
+    # 1 KiB pages write 3.8 MB/h where 4 KiB pages wrote 14.8 MB/h (spool benchmark).
+    # No effect on an existing database.
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
