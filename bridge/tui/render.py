@@ -28,6 +28,8 @@ BOLD, RED, GREEN, YELLOW, DIM, RESET = (
 )
 
 
+STALE_READING_S = 10.0
+"""A reading older than this is flagged (the meter stopped, or the bridge did)."""
 SPOOL_BACKLOG = 100
 """Undelivered samples above which the spool counts as a backlog worth showing."""
 
@@ -111,6 +113,8 @@ def bridge_line(view: BridgeView, now: float) -> str:
         f"{_num(view.reading('frequency_hz'), 'Hz'):>8}",
         _health_summary(view),
     ]
+    if view.state_at is not None and now - view.state_at > STALE_READING_S:
+        parts.append(f"last reading {duration(now - view.state_at)} ago")
     return "  ".join(parts)
 
 

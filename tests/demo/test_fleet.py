@@ -57,6 +57,8 @@ def test_status_state_and_health() -> None:
     assert "118.4 W" in line
     assert "230.1 V" in line
     assert "meter link down" in line
+    assert "last reading" not in line
+    assert "last reading 27 s ago" in render_fleet(fleet, 30.0)[1]
 
 
 def test_client_countdown_is_counted_down_locally() -> None:
