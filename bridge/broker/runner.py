@@ -212,6 +212,18 @@ class Mosquitto:
         self.stop()
 
 
+LISTENER_OPTIONS = frozenset(
+    {
+        "bind_interface", "cafile", "capath", "certfile", "ciphers", "ciphers_tls1.3",
+        "crlfile", "dhparamfile", "http_dir", "keyfile", "max_connections", "mount_point",
+        "protocol", "psk_hint", "require_certificate", "socket_domain", "tls_engine",
+        "tls_keyform", "tls_version", "use_identity_as_username",
+        "use_subject_as_username", "use_username_as_clientid", "websockets_log_level",
+    }
+)  # fmt: skip
+"""Options that belong to the listener above them (mosquitto.conf(5)); others are global."""
+
+
 def render_conf(
     text: str, directory: Path, port: int, tls_port: int | None, tls_dir: Path | None
 ) -> str:
@@ -226,7 +238,11 @@ def render_conf(
             continue
         if words[0] == "listener":
             in_tls_listener = len(words) == 2 or words[1] == "8883"
-        if in_tls_listener and tls_port is None:
+        if (
+            in_tls_listener
+            and tls_port is None
+            and (words[0] == "listener" or words[0] in LISTENER_OPTIONS)
+        ):
             out.append(f"# (TLS listener left out) {raw}")
         elif words[0] == "listener":
             out.append(f"listener {tls_port if in_tls_listener else port} 127.0.0.1")
