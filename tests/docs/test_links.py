@@ -11,7 +11,6 @@ from tests.docs._markdown import DOCS, ROOT, anchors, doc_files, links, rel, slu
 
 PENDING: dict[str, str] = {
     "docs/performance.md": "rendered from bench-results.json by `./dev bench`",
-    "docs/img/home-assistant-dashboard.png": "screenshot named by home-assistant.md, not taken yet",
 }
 """Documents that may be missing for now, each with the reason: ``{"docs/x.md": "why"}``.
 A link to one of them is checked as soon as the file exists.  Keep this empty; an entry is
