@@ -15,7 +15,13 @@ from datetime import UTC, datetime
 import pytest
 from bridge.config.bridge import BridgeConfig, parse_bridge_config
 from bridge.model import MainsState
-from bridge.mqtt.contract import MainsPayload, encode_health, encode_outage, encode_state
+from bridge.mqtt.contract import (
+    DeploymentPayload,
+    MainsPayload,
+    encode_health,
+    encode_outage,
+    encode_state,
+)
 from bridge.mqtt.discovery import discovery_messages, entity_instances
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -38,6 +44,14 @@ simulation: {enabled: true, meter_protocol: mcp39f511n}
 # key -> (entity id, device class, state class, unit, category, enabled by default)
 EXPECTED: dict[str, tuple[str, str | None, str | None, str | None, str | None, bool]] = {
     "mains": ("binary_sensor.powerbridge_rack_a_mains", "power", None, None, None, True),
+    "deployment": (
+        "sensor.powerbridge_rack_a_deployment",
+        None,
+        None,
+        None,
+        "diagnostic",
+        True,
+    ),
     "outage_started": (
         "sensor.powerbridge_rack_a_outage_started",
         "timestamp",
@@ -311,6 +325,18 @@ async def test_states_from_the_bridge_payloads(
         "spool_dropped": 0,
     }
     async_fire_mqtt_message(hass, "powerbridge/rack-a/health", encode_health(DEVICE_ID, health))
+    deployment = DeploymentPayload(
+        device=DEVICE_ID,
+        name="Rack A, room 2",
+        latitude=52.37,
+        longitude=4.9,
+        started=T0,
+        software_version="0.1.0",
+        config_sha256="0" * 64,
+    )
+    async_fire_mqtt_message(
+        hass, "powerbridge/rack-a/deployment", deployment.encode(), qos=1, retain=True
+    )
     await hass.async_block_till_done()
 
     def state(entity_id: str) -> str:
@@ -329,6 +355,12 @@ async def test_states_from_the_bridge_payloads(
     assert state("binary_sensor.powerbridge_rack_a_under_voltage") == "off"
     assert state("binary_sensor.powerbridge_rack_a_meter_link") == "on"
     assert state("sensor.powerbridge_rack_a_last_boot") == "2026-11-20T08:00:00+00:00"
+    # The deployment's name, with its record as attributes (coordinates put it on the map).
+    placed = hass.states.get("sensor.powerbridge_rack_a_deployment")
+    assert placed is not None
+    assert placed.state == "Rack A, room 2"
+    assert (placed.attributes["latitude"], placed.attributes["longitude"]) == (52.37, 4.9)
+    assert placed.attributes["active"] is True
 
     # Mains back: the outage timestamp clears to unknown; a meter without the
     # optional quantities leaves them unknown, never an error.

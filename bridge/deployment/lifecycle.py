@@ -33,9 +33,9 @@ from bridge.deployment import records, systemd
 from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
 from bridge.errors import PayloadError, UsageError
-from bridge.mqtt.contract import QOS_STATUS, BridgeTopics, loads_object
+from bridge.mqtt.contract import QOS_DEPLOYMENT, BridgeTopics, loads_object
 
-DEPLOYMENT_QOS: Final = QOS_STATUS
+DEPLOYMENT_QOS: Final = QOS_DEPLOYMENT
 SAMPLE_MAX_AGE_MIN_S: Final = 10.0
 """A newest reading older than ``max(3 × meter.interval, this)`` counts as stale."""
 

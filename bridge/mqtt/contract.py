@@ -35,6 +35,7 @@ MAINS_REFRESH_S: Final = 30.0
 QOS_STATUS: Final = 1
 QOS_MAINS: Final = 1
 QOS_OUTAGE: Final = 1
+QOS_DEPLOYMENT: Final = 1
 QOS_EVENTS: Final = 1
 QOS_SAMPLES: Final = 1
 QOS_STATE: Final = 0

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bridge.mqtt.contract import (
     OFFLINE,
     ONLINE,
+    QOS_DEPLOYMENT,
     QOS_MAINS,
     QOS_OUTAGE,
     BridgeTopics,
@@ -193,6 +194,7 @@ def entity_config(
         "mains": topics.mains,
         "outage": topics.outage,
         "health": topics.health,
+        "deployment": topics.deployment,
     }
     out: dict[str, Any] = {
         "name": entity.name,
@@ -204,6 +206,10 @@ def entity_config(
         out["qos"] = QOS_MAINS
     elif desc.source == "outage":
         out["qos"] = QOS_OUTAGE
+    elif desc.source == "deployment":
+        out["qos"] = QOS_DEPLOYMENT
+    if desc.attributes:
+        out["json_attributes_topic"] = source_topic[desc.source]
     if desc.device_class is not None:
         out["device_class"] = desc.device_class
     if desc.state_class is not None:

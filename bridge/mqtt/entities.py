@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 Component = Literal["sensor", "binary_sensor"]
-Source = Literal["state", "mains", "outage", "health"]
+Source = Literal["state", "mains", "outage", "health", "deployment"]
 Requires = Literal["always", "meter", "channel"]
 
 
@@ -44,6 +44,8 @@ class EntityDescription:
     inverted: bool = False
     """Binary sensors: ``on`` when the payload value is false."""
     template: str | None = None
+    attributes: bool = False
+    """Expose the whole source payload as the entity's attributes (``json_attributes_topic``)."""
     """A Jinja value template when the plain field lookup is not enough."""
 
 
@@ -113,6 +115,12 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
         key="energy", component="sensor", name="Energy", source="state", field="energy_wh",
         device_class="energy", state_class="total_increasing", unit="kWh", precision=3,
         scale=0.001, requires=_CHANNEL,
+    ),
+    # --- where the bridge is deployed (`powerbridge deployment start`); latitude and
+    #     longitude among the attributes put the bridge on Home Assistant's map
+    EntityDescription(
+        key="deployment", component="sensor", name="Deployment", source="deployment",
+        field="name", entity_category="diagnostic", icon="mdi:map-marker", attributes=True,
     ),
     # --- diagnostics from the health report
     EntityDescription(

@@ -122,6 +122,18 @@ def test_ha_semantics_of_key_entities() -> None:
     assert "suggested_display_precision" not in under  # binary sensors have none
 
 
+def test_deployment_entity_carries_the_record_as_attributes() -> None:
+    """Name as the state; the record (latitude/longitude among it) as attributes."""
+    by_id = {p["unique_id"]: p for p in payloads(config()).values()}
+    deployment = by_id["rack-a_deployment"]
+    assert deployment["state_topic"] == "powerbridge/rack-a/deployment"
+    assert deployment["json_attributes_topic"] == "powerbridge/rack-a/deployment"
+    assert deployment["entity_category"] == "diagnostic"
+    assert deployment["qos"] == 1
+    assert "name" in deployment["value_template"]
+    assert "json_attributes_topic" not in by_id["rack-a_mains"]
+
+
 def test_expire_after_follows_the_meter_interval() -> None:
     slow = config("device: {id: a}\nmeter: {type: pzem004t, port: /dev/x, interval: 60s}\n")
     voltage = next(p for p in payloads(slow).values() if p["unique_id"] == "rack-a_voltage")
