@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge.broker.acl import bridge_user
 from bridge.config import BridgeConfig
 from bridge.errors import BrokerError, ConfigError
+from bridge.mqtt.paho import TlsFilesError, configure_tls, new_client
 
 
 class BrokerProblemError(BrokerError):
@@ -59,11 +59,8 @@ class BrokerSession:
         self._connack: Any = None
         self._subacks: dict[int, list[int]] = {}
         self._suback_event = threading.Condition()
-        protocol = mqtt.MQTTv5 if config.mqtt.protocol == "5" else mqtt.MQTTv311
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"powerbridge-{purpose}-{device_id}-{uuid.uuid4().hex[:6]}",
-            protocol=protocol,
+        self._client = new_client(
+            config.mqtt, client_id=f"powerbridge-{purpose}-{device_id}-{uuid.uuid4().hex[:6]}"
         )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -99,18 +96,14 @@ class BrokerSession:
                 f"{self.username} to mqtt.password_file (mode 0600) or set mqtt.password_env",
             ) from None
         self._client.username_pw_set(self.username, password)
-        if cfg.tls.enabled:
-            try:
-                self._client.tls_set(
-                    ca_certs=cfg.tls.ca_file, certfile=cfg.tls.cert_file, keyfile=cfg.tls.key_file
-                )
-                self._client.tls_insecure_set(cfg.tls.insecure)
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                raise BrokerProblemError(
-                    "tls",
-                    f"the TLS files cannot be used: {exc}",
-                    "check mqtt.tls.ca_file/cert_file/key_file (readable, PEM)",
-                ) from None
+        try:
+            configure_tls(self._client, cfg.tls)
+        except TlsFilesError as exc:
+            raise BrokerProblemError(
+                "tls",
+                f"the TLS files cannot be used: {exc}",
+                "check mqtt.tls.ca_file/cert_file/key_file (readable, PEM)",
+            ) from None
         try:
             self._client.connect(cfg.host, cfg.effective_port, keepalive=int(cfg.keepalive))
         except ssl.SSLError as exc:

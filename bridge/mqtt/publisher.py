@@ -31,14 +31,13 @@ import logging
 import random
 import socket
 import sqlite3
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.broker.acl import bridge_user
@@ -46,7 +45,7 @@ from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import BridgeConfig
 from bridge.config.common import MqttConfig
 from bridge.db import ensure_schema
-from bridge.errors import PayloadError, PowerbridgeError, UsageError
+from bridge.errors import PayloadError, PowerbridgeError
 from bridge.log import RepeatedFailure
 from bridge.model import MainsEvent, Reading
 from bridge.mqtt import signing
@@ -72,6 +71,7 @@ from bridge.mqtt.contract import (
     loads_object,
 )
 from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
+from bridge.mqtt.paho import configured_client
 from bridge.mqtt.spool import Spool, SpoolItem
 
 log = logging.getLogger(__name__)
@@ -132,28 +132,13 @@ class MqttLink:
         self._failure = RepeatedFailure(log, f"broker {self.host}:{self.port}")
         self.connects = 0
         """Successful connections since start (reconnects are ``connects - 1``)."""
-        v5 = config.protocol == "5"
-        self._v5 = v5
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        self._v5 = config.protocol == "5"
+        self._client = configured_client(
+            config,
             client_id=config.client_id or f"powerbridge-bridge-{device_id}",
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+            username=config.username or bridge_user(device_id),
+            password=config.password(),
         )
-        self._client.username_pw_set(config.username or bridge_user(device_id), config.password())
-        if config.tls.enabled:
-            try:
-                self._client.tls_set(
-                    ca_certs=config.tls.ca_file,
-                    certfile=config.tls.cert_file,
-                    keyfile=config.tls.key_file,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
-                )
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                raise UsageError(f"mqtt.tls: cannot load the TLS files: {exc}") from None
-            if config.tls.insecure:
-                self._client.tls_insecure_set(True)
         self._client.will_set(will_topic, OFFLINE, qos=QOS_STATUS, retain=True)
         # paho computes the delays in floats; its hints say int.
         self._client.reconnect_delay_set(

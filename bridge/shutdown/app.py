@@ -178,7 +178,8 @@ def fetch_state(
     import uuid
 
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+
+    from bridge.mqtt.paho import configured_client
 
     address = resolve_broker(config, stop=_stopped_after(timeout))
     if address is None:
@@ -187,17 +188,12 @@ def fetch_state(
     topics = ClientTopics(config.mqtt.base_topic, client_id)
     found: dict[str, bytes] = {}
     done = threading.Event()
-    paho = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"powerbridge-status-{uuid.uuid4().hex[:8]}"
+    paho = configured_client(
+        config.mqtt,
+        client_id=f"powerbridge-status-{uuid.uuid4().hex[:8]}",
+        username=config.mqtt.username or client_user(client_id),
+        password=config.mqtt.password(),
     )
-    paho.username_pw_set(config.mqtt.username or client_user(client_id), config.mqtt.password())
-    if config.mqtt.tls.enabled:
-        paho.tls_set(
-            ca_certs=config.mqtt.tls.ca_file,
-            certfile=config.mqtt.tls.cert_file,
-            keyfile=config.mqtt.tls.key_file,
-        )
-        paho.tls_insecure_set(config.mqtt.tls.insecure)
 
     def on_connect(c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
         if reason.is_failure:

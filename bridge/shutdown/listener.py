@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.clock import Clock
 from bridge.config.common import MqttConfig
 from bridge.log import RepeatedFailure
 from bridge.mqtt.contract import OFFLINE, ONLINE, QOS_STATUS
+from bridge.mqtt.paho import configured_client
 from bridge.shutdown.runtime import Connected, Disconnected, Event, Message
 
 log = logging.getLogger("bridge.shutdown.mqtt")
@@ -51,22 +51,12 @@ class Listener:
         self._clock = clock
         self._failure = RepeatedFailure(log, f"broker {host}:{port}")
         self.connected = False
-        protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        self._client = configured_client(
+            config,
             client_id=mqtt_client_id or f"powerbridge-client-{uuid.uuid4().hex[:8]}",
-            protocol=protocol,
+            username=username,
+            password=password,
         )
-        if username:
-            self._client.username_pw_set(username, password)
-        if config.tls.enabled:
-            self._client.tls_set(
-                ca_certs=config.tls.ca_file,
-                certfile=config.tls.cert_file,
-                keyfile=config.tls.key_file,
-            )
-            if config.tls.insecure:
-                self._client.tls_insecure_set(True)
         self._client.will_set(status_topic, OFFLINE, qos=QOS_STATUS, retain=True)
         self._client.reconnect_delay_set(
             min_delay=max(1, round(config.reconnect_min)),
