@@ -229,6 +229,16 @@ def _latency(results: Mapping[str, Any]) -> list[str]:
             f" {_dist(after['outage_to_counting_ms'])} (outage) and"
             f" {_dist(after['restore_to_cancel_ms'])} (restore), p50 / p99 / max.",
         ]
+    mains = results.get("mains")
+    if isinstance(mains, Mapping) and isinstance(mains.get("latency_ms"), Mapping):
+        after = mains["latency_ms"]
+        lines += [
+            "",
+            f"The mains sensor alone (`bench_mains`, window {mains['window_s']:g} s, real timers):"
+            f" an announcement comes {num(after['p50'])} / {num(after['p95'])} /"
+            f" {num(after['max'])} ms (p50 / p95 / max) after its window ends; the pure debouncer"
+            f" takes {mains['debouncer_edges_per_s']:,} edges/s.",
+        ]
     return lines
 
 
@@ -246,7 +256,7 @@ def _fanout(results: Mapping[str, Any]) -> list[str]:
         "|---|---:|",
         f"| outage → **last** client counting | {_dist(fan['last_client_counting_ms'])} |",
         f"| restore → **last** client cancelled | {_dist(fan['last_client_cancelled_ms'])} |",
-        f"| outage → each client counting (all {fan['every_client_counting_ms']['count']}"
+        f"| outage → each client counting (all {fan['every_client_counting_ms']['count']:,}"
         f" decisions) | {_dist(fan['every_client_counting_ms'])} |",
     ]
 
@@ -260,7 +270,7 @@ def _nut(results: Mapping[str, Any]) -> list[str]:
         return [f"**NUT could not run on this machine**: {data.get('reason', 'no reason given')}."]
     lines = [
         f"NUT {data.get('version') or ''} ({data.get('installed', '')}), {data['timing']};"
-        f" {data['flips']} outage(s) and restore(s) at random phases.",
+        f" {data['flips']} outages (and as many restores) at random phases.",
         "",
         "| | NUT p50 / p99 / max | ours, confirmation 0 | ours, default window |"
         " NUT / ours (p50), confirmation 0 | NUT / ours (p50), default |",
@@ -312,7 +322,7 @@ def _costs(results: Mapping[str, Any]) -> list[str]:
                 continue
             fsyncs = part.get("fsyncs_per_hour")
             lines.append(
-                f"| {num(part['samples_per_s'])} samples/s | {num(part['cpu_pct_of_one_core'])} %"
+                f"| {part['samples_per_s']:g} samples/s | {num(part['cpu_pct_of_one_core'])} %"
                 f" | {num(part['peak_rss_mb'])} MB | {num(part['bytes_written_per_hour_mb'])} MB"
                 f" | {'—' if fsyncs is None else num(fsyncs)} |"
             )
@@ -380,13 +390,18 @@ def _meters(results: Mapping[str, Any]) -> list[str]:
 
 def _machine(results: Mapping[str, Any]) -> list[str]:
     machine = results.get("machine", {})
-    loads = sorted(
-        {
-            f"{name}: {', '.join(str(x) for x in part['load_average'])}"
-            for name, part in results.items()
-            if isinstance(part, Mapping) and part.get("load_average")
-        }
-    )
+    loads = []
+    for name, part in results.items():
+        if not isinstance(part, Mapping):
+            continue
+        found = [(name, part)] + [
+            (f"{name} ({key})", sub) for key, sub in part.items() if isinstance(sub, Mapping)
+        ]
+        loads += [
+            f"{label}: {', '.join(str(x) for x in sub['load_average'])}"
+            for label, sub in found
+            if sub.get("load_average")
+        ]
     lines = [
         f"- CPU: {machine.get('cpu', 'unknown')}, {machine.get('cores', '?')} cores",
         f"- System: {machine.get('system', 'unknown')}, Python {machine.get('python', '?')}",
