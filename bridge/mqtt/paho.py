@@ -13,9 +13,13 @@ import ssl
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.config.common import MqttConfig, TlsConfig
 from bridge.errors import UsageError
+
+AUTH_REFUSALS = frozenset({4, 5, 0x86, 0x87})
+"""CONNACK codes for bad credentials or no authorisation (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87)."""
 
 
 class TlsFilesError(UsageError):
@@ -60,3 +64,11 @@ def configured_client(
         client.username_pw_set(username, password)
     configure_tls(client, config.tls)
     return client
+
+
+def refusal(reason: ReasonCode) -> str:
+    """Why the broker refused a connection, with the fix when it is about credentials."""
+    text = f"connection refused: {reason}"
+    if reason.value in AUTH_REFUSALS:
+        text += " (check mqtt.username, mqtt.password_file or password_env, and the broker's ACL)"
+    return text

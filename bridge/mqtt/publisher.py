@@ -71,7 +71,7 @@ from bridge.mqtt.contract import (
     loads_object,
 )
 from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
-from bridge.mqtt.paho import configured_client
+from bridge.mqtt.paho import configured_client, refusal
 from bridge.mqtt.spool import Spool, SpoolItem
 
 log = logging.getLogger(__name__)
@@ -209,10 +209,7 @@ class MqttLink:
         _properties: Any,
     ) -> None:
         if reason.is_failure:
-            hint = ""
-            if reason.value in (0x86, 0x87, 4, 5):  # bad user name or password / not authorised
-                hint = " (check mqtt.username and the password, and the broker's ACL)"
-            self._failure.failed(f"connection refused: {reason}{hint}")
+            self._failure.failed(refusal(reason))
             return
         if self._subscriptions:
             client.subscribe(self._subscriptions)

@@ -20,7 +20,7 @@ from bridge.clock import Clock
 from bridge.config.common import MqttConfig
 from bridge.log import RepeatedFailure
 from bridge.mqtt.contract import OFFLINE, ONLINE, QOS_STATUS
-from bridge.mqtt.paho import configured_client
+from bridge.mqtt.paho import configured_client, refusal
 from bridge.shutdown.runtime import Connected, Disconnected, Event, Message
 
 log = logging.getLogger("bridge.shutdown.mqtt")
@@ -101,10 +101,7 @@ class Listener:
         _properties: Any,
     ) -> None:
         if reason.is_failure:
-            hint = ""
-            if reason.value in (4, 5, 134, 135):  # bad user name or password / not authorised
-                hint = " (check mqtt.username and mqtt.password_file)"
-            self._failure.failed(f"refused: {reason}{hint}")
+            self._failure.failed(refusal(reason))
             return
         self._failure.recovered()
         self.connected = True
