@@ -161,8 +161,7 @@ def _cross_checks(config: BridgeConfig) -> list[tuple[str, str]]:
         problems.append(("meter.type", "'simulated' needs simulation.enabled: true"))
     if config.mqtt.host == "auto":
         problems.append(("mqtt.host", "'auto' is for shutdown clients; a bridge names its broker"))
-    if config.mqtt.password_file and config.mqtt.password_env:
-        problems.append(("mqtt.password_env", "set password_file or password_env, not both"))
+    problems.extend(config.mqtt.problems())
     if (
         config.leds.backend == "gpio"
         and config.leds.enabled

@@ -99,8 +99,7 @@ def _cross_checks(config: ClientConfig) -> list[tuple[str, str]]:
         problems.append(
             ("shutdown.allow_remote", "needs signing.key_file (commands must be signed)")
         )
-    if config.mqtt.password_file and config.mqtt.password_env:
-        problems.append(("mqtt.password_env", "set password_file or password_env, not both"))
+    problems.extend(config.mqtt.problems())
     if len(set(config.bridges)) != len(config.bridges):
         problems.append(("bridges", "a bridge is listed twice"))
     return problems

@@ -83,6 +83,12 @@ class MqttConfig:
             return self.port
         return 8883 if self.tls.enabled else 1883
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field problems of this section, as ``(dotted.key, message)`` pairs."""
+        if self.password_file and self.password_env:
+            return [("mqtt.password_env", "set password_file or password_env, not both")]
+        return []
+
     def password(self) -> str | None:
         """Read the password from its file or environment variable (never logged)."""
         return read_secret(self.password_file, self.password_env, "mqtt")
