@@ -397,25 +397,37 @@ def _check_simulated_meter(ctx: CheckContext) -> CheckResult:
     )
 
 
-def _judge_published_state(ctx: CheckContext) -> CheckResult:
-    """The service owns the port: judge the meter by the age of its newest reading."""
-    topics = BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did)
+def _from_service(
+    ctx: CheckContext, name: str, *, topic: str, owned: str, missing: str, fix: str
+) -> bytes | CheckResult:
+    """The running service's retained message on ``topic``, or the failed check saying why not.
+
+    While the service runs it owns the meter and the pin; the checks judge them by
+    what it publishes instead of opening them a second time.
+    """
     try:
         with BrokerSession(ctx.cfg, ctx.did).connect(ctx.broker_timeout) as session:
-            found = session.retained([topics.state], wait=1.0)
+            found = session.retained([topic], wait=1.0)
     except BrokerProblemError as exc:
         return _fail(
-            "meter",
-            f"the service is running and owns the meter; its readings cannot be seen: {exc}",
-            exc.fix,
+            name, f"the service is running and owns {owned} cannot be seen: {exc}", exc.fix
         )
-    raw = found.get(topics.state)
-    if raw is None:
-        return _fail(
-            "meter",
-            "the service is running but has published no reading yet",
-            "see `journalctl -u powerbridge` for meter errors",
-        )
+    raw = found.get(topic)
+    return _fail(name, missing, fix) if raw is None else raw
+
+
+def _judge_published_state(ctx: CheckContext) -> CheckResult:
+    """The service owns the port: judge the meter by the age of its newest reading."""
+    raw = _from_service(
+        ctx,
+        "meter",
+        topic=BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did).state,
+        owned="the meter; its readings",
+        missing="the service is running but has published no reading yet",
+        fix="see `journalctl -u powerbridge` for meter errors",
+    )
+    if isinstance(raw, CheckResult):
+        return raw
     try:
         data = loads_object(raw)
         age = (ctx.clock.utcnow() - parse_utc(str(data["ts"]))).total_seconds()
@@ -482,23 +494,16 @@ def check_mains(ctx: CheckContext) -> CheckResult:
 
 
 def _judge_published_mains(ctx: CheckContext) -> CheckResult:
-    topics = BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did)
-    try:
-        with BrokerSession(ctx.cfg, ctx.did).connect(ctx.broker_timeout) as session:
-            found = session.retained([topics.mains], wait=1.0)
-    except BrokerProblemError as exc:
-        return _fail(
-            "mains",
-            f"the service is running and owns the pin; its state cannot be seen: {exc}",
-            exc.fix,
-        )
-    raw = found.get(topics.mains)
-    if raw is None:
-        return _fail(
-            "mains",
-            "the service is running but has announced no mains state",
-            "see `journalctl -u powerbridge` for GPIO errors",
-        )
+    raw = _from_service(
+        ctx,
+        "mains",
+        topic=BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did).mains,
+        owned="the pin; its state",
+        missing="the service is running but has announced no mains state",
+        fix="see `journalctl -u powerbridge` for GPIO errors",
+    )
+    if isinstance(raw, CheckResult):
+        return raw
     try:
         payload = MainsPayload.decode(raw)
     except PayloadError as exc:
