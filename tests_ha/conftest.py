@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from bridge.model import MainsState
@@ -20,7 +19,7 @@ from custom_components.powerbridge.const import (
     CONF_DEVICE_ID,
     DOMAIN,
 )
-from homeassistant.const import Platform
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -32,11 +31,24 @@ DEVICE_ID = "rack-a"
 BASE = "powerbridge"
 KEY = "0123456789abcdef0123456789abcdef"
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
+"""The instant every test starts at.  Fixed, so that no test depends on the day it runs:
+outages are dated relative to it and "today" is T0's day (``frozen_at_t0``)."""
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/powerbridge."""
+
+
+@pytest.fixture(autouse=True)
+def frozen_at_t0(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
+    """Every test runs with Home Assistant's clock at T0 (moved on only by the test).
+
+    The component counts "outages today" and outage durations on Home Assistant's clock;
+    a test that dated outages at T0 but let the clock run would pass on T0's day only.
+    """
+    freezer.move_to(T0)
+    return freezer
 
 
 @pytest.fixture
@@ -63,12 +75,9 @@ async def mqtt_mock(
     mqtt_mock_entry: Callable[[], Awaitable[MqttMockHAClient]],
 ) -> MqttMockHAClient:
     """Home Assistant's MQTT integration with the paho client mocked (published messages
-    are recorded, not sent), with the two entity platforms the bridge's discovery uses
-    (loading all of MQTT's platforms would triple the setup time of every test)."""
-    with patch(
-        "homeassistant.components.mqtt.PLATFORMS", [Platform.BINARY_SENSOR, Platform.SENSOR]
-    ):
-        return await mqtt_mock_entry()
+    are recorded, not sent), set up through pytest-homeassistant-custom-component's public
+    ``mqtt_mock_entry`` fixture, as on every supported release."""
+    return await mqtt_mock_entry()
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import pytest
 from custom_components.powerbridge.const import device_identifier
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import automation
+from homeassistant.components.automation.helpers import async_get_blueprints
 from homeassistant.components.blueprint import models
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
-from homeassistant.util import yaml as yaml_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
@@ -33,12 +33,23 @@ def test_there_are_three_blueprints() -> None:
     assert BLUEPRINTS == ["bridge_offline.yaml", "notify_outage.yaml", "shed_loads.yaml"]
 
 
+@pytest.fixture
+async def with_blueprints(hass: HomeAssistant, tmp_path: Path) -> None:
+    """The blueprints installed as a user installs them: <config>/blueprints/automation/."""
+    hass.config.config_dir = str(tmp_path)
+    target = tmp_path / "blueprints" / "automation" / "powerbridge"
+    shutil.copytree(SOURCE, target)
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "persistent_notification", {})
+
+
 @pytest.mark.parametrize("name", BLUEPRINTS)
 async def test_blueprint_validates_with_home_assistants_schema(
-    hass: HomeAssistant, name: str
+    hass: HomeAssistant, with_blueprints: None, name: str
 ) -> None:
-    data = yaml_util.load_yaml(SOURCE / name)
-    blueprint = models.Blueprint(data, path=name, expected_domain="automation")
+    """Loaded as Home Assistant loads a user's blueprint (its own schema, its own loader)."""
+    blueprints = async_get_blueprints(hass)
+    blueprint = await blueprints.async_get_blueprint(f"powerbridge/{name}")
     assert blueprint.validate() is None  # None: no problems (e.g. min_version satisfied)
     assert blueprint.metadata["homeassistant"]["min_version"] == "2024.3.0"
     inputs = blueprint.inputs
@@ -51,16 +62,6 @@ async def test_blueprint_validates_with_home_assistants_schema(
         blueprint, {"use_blueprint": {"path": name, "input": values}}
     ).async_substitute()
     assert automation.config.PLATFORM_SCHEMA(substituted)
-
-
-@pytest.fixture
-async def with_blueprints(hass: HomeAssistant, tmp_path: Path) -> None:
-    """The blueprints installed as a user installs them: <config>/blueprints/automation/."""
-    hass.config.config_dir = str(tmp_path)
-    target = tmp_path / "blueprints" / "automation" / "powerbridge"
-    shutil.copytree(SOURCE, target)
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "persistent_notification", {})
 
 
 async def settle() -> None:

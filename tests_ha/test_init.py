@@ -117,7 +117,11 @@ async def test_not_ready_while_mqtt_is_unavailable(
     with patch("custom_components.powerbridge.mqtt.async_wait_for_mqtt_client", return_value=False):
         await hass.config_entries.async_setup(bridge_entry.entry_id)
         await hass.async_block_till_done()
-    assert bridge_entry.state is ConfigEntryState.SETUP_RETRY
+        assert bridge_entry.state is ConfigEntryState.SETUP_RETRY
+        # Cancel the scheduled retry while MQTT is still "unavailable": a retry that ran
+        # after the test would set the entry up behind its back.
+        assert await hass.config_entries.async_unload(bridge_entry.entry_id)
+        assert bridge_entry.state is ConfigEntryState.NOT_LOADED
 
 
 async def test_removing_the_entry_forgets_its_history(
