@@ -408,7 +408,7 @@ async def test_states_from_the_bridge_payloads(
         "Invalid state message "
         '\'{"device":"rack-a","seq":8,"since":null,"v":1}\' from \'powerbridge/rack-a/outage\''
     ]
-    assert complaints == (cleared_warning if AwesomeVersion("2024.10") > HA_VERSION else [])
+    assert complaints == (cleared_warning if AwesomeVersion("2024.10") > AwesomeVersion(ha_version) else [])
 
 
 async def test_second_channel_of_an_mcp_meter(
