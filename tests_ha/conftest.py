@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from bridge.model import MainsState
 from bridge.mqtt.contract import EventPayload, MainsPayload, encode_client_state, encode_state
+from custom_components.powerbridge import devices
 from custom_components.powerbridge.const import (
     CONF_BASE_TOPIC,
     CONF_DEVICE_ID,
@@ -49,6 +50,28 @@ def frozen_at_t0(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
     """
     freezer.move_to(T0)
     return freezer
+
+
+@pytest.fixture(params=["shared", "per_entry"])
+def device_model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both device models of Home Assistant, on any release under test.
+
+    ``shared``: before 2026.8, the component joins the device of the bridge's MQTT
+    discovery.  ``per_entry``: from 2026.8, a device belongs to one config entry and the
+    component owns its own; on a release that predates it, the new behaviour is
+    emulated by answering the component's feature detection with "yes"."""
+    if request.param == "shared" and devices.per_entry_devices():
+        pytest.skip("this Home Assistant release has per-entry devices only")
+    monkeypatch.setattr(devices, "per_entry_devices", lambda: request.param == "per_entry")
+    return str(request.param)
+
+
+def component_device_id(hass: HomeAssistant, device_id: str = DEVICE_ID) -> str:
+    """The Home Assistant id of the device the component's entities of a bridge join."""
+    [entry] = [e for e in hass.config_entries.async_entries(DOMAIN) if e.unique_id == device_id]
+    found = devices.async_device_id(hass, entry, device_id)
+    assert found is not None
+    return found
 
 
 @pytest.fixture

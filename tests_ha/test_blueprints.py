@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from custom_components.powerbridge.const import device_identifier
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import automation
 from homeassistant.components.automation.helpers import async_get_blueprints
 from homeassistant.components.blueprint import models
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -23,7 +21,7 @@ from pytest_homeassistant_custom_component.common import (
     async_get_persistent_notifications,
 )
 
-from .conftest import DEVICE_ID, T0, Bridge
+from .conftest import T0, Bridge, component_device_id
 
 SOURCE = Path(__file__).resolve().parent.parent / "blueprints" / "automation" / "powerbridge"
 BLUEPRINTS = sorted(p.name for p in SOURCE.glob("*.yaml"))
@@ -71,10 +69,13 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+@pytest.fixture(autouse=True)
+def both_device_models(device_model: str) -> None:
+    """Every blueprint test runs with Home Assistant's shared and per-entry devices."""
+
+
 def bridge_device(hass: HomeAssistant) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={device_identifier(DEVICE_ID)})
-    assert device is not None
-    return device.id
+    return component_device_id(hass)
 
 
 async def use(hass: HomeAssistant, name: str, inputs: dict[str, Any]) -> None:

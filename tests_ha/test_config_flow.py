@@ -10,6 +10,7 @@ from custom_components.powerbridge.const import (
     CONF_SIGNING_KEY,
     DOMAIN,
 )
+from custom_components.powerbridge.runtime import runtime_of
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -214,7 +215,9 @@ async def test_options_flow_sets_the_key_and_reloads(
     assert setup_bridge.options == {CONF_SIGNING_KEY: KEY, CONF_BRIDGE_ENTITIES: True}
     # The reload applied it: the bridge's own entities now exist, the key is in use.
     assert hass.states.get("binary_sensor.powerbridge_rack_a_mains") is not None
-    assert hass.data[DOMAIN][setup_bridge.entry_id].key == KEY.encode()
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
+    assert runtime.key == KEY.encode()
 
     # The key can be removed again (empty field).
     result = await hass.config_entries.options.async_init(setup_bridge.entry_id)
@@ -222,7 +225,9 @@ async def test_options_flow_sets_the_key_and_reloads(
         result["flow_id"], {CONF_BRIDGE_ENTITIES: False}
     )
     await hass.async_block_till_done()
-    assert hass.data[DOMAIN][setup_bridge.entry_id].key is None
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
+    assert runtime.key is None
 
 
 async def test_manual_entry_while_the_bridge_is_being_offered(

@@ -8,6 +8,7 @@ from typing import Any
 from unittest.mock import patch
 
 from custom_components.powerbridge.const import DOMAIN, EVENT_OUTAGE_STARTED
+from custom_components.powerbridge.runtime import runtime_of
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -95,7 +96,7 @@ async def test_unload_stops_everything_and_reload_restores(
     assert await hass.config_entries.async_unload(setup_bridge.entry_id)
     await hass.async_block_till_done()
     assert setup_bridge.state is ConfigEntryState.NOT_LOADED
-    assert DOMAIN not in hass.data or setup_bridge.entry_id not in hass.data[DOMAIN]
+    assert runtime_of(hass, setup_bridge) is None
     assert hass.states.get("sensor.powerbridge_rack_a_outage_duration").state == STATE_UNAVAILABLE  # type: ignore[union-attr]
 
     # Unsubscribed: a new outage announcement is no longer heard.

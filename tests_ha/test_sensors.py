@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from custom_components.powerbridge.const import CONF_BRIDGE_ENTITIES, CONF_SIGNING_KEY
+from custom_components.powerbridge.runtime import runtime_of
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -188,7 +189,8 @@ async def test_invalid_payloads_are_ignored_and_counted(
     await hass.async_block_till_done()
     assert state(hass, DURATION) == "0"  # the forged "off" for another device changed nothing
     assert state(hass, TODAY) == "0"
-    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
     assert runtime.invalid == {"mains": 3, "events": 1, "state": 2, "health": 1, "status": 1}
     assert "Ignored invalid mains payload" in caplog.text
 
@@ -342,7 +344,8 @@ async def test_clients_of_other_bridges_and_bad_states_are_ignored(
     async_fire_mqtt_message(hass, client_factory("bad").topic("state"), b'{"v":1,"state":"x"}')
     await hass.async_block_till_done()
     assert not [s for s in hass.states.async_entity_ids("sensor") if "shutdown" in s]
-    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
     assert runtime.invalid == {"client state": 1}
 
 
@@ -381,7 +384,8 @@ async def test_energy_counted_from_the_first_reading_of_an_outage(
     bridge.mains("on", since=T0 + timedelta(seconds=42))
     await hass.async_block_till_done()
     assert state(hass, ENERGY) == "0.0035"
-    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
     assert runtime.last_outage.duration_s == 42.0
 
 
@@ -392,5 +396,6 @@ async def test_bad_client_status_is_counted(
     async_fire_mqtt_message(hass, nas.topic("status"), b"sleeping")
     async_fire_mqtt_message(hass, "powerbridge/clients/a/b/status", b"online")
     await hass.async_block_till_done()
-    runtime = hass.data["powerbridge"][setup_bridge.entry_id]
+    runtime = runtime_of(hass, setup_bridge)
+    assert runtime is not None
     assert runtime.invalid == {"client status": 1}

@@ -20,7 +20,6 @@ from custom_components.powerbridge.const import (
     CONF_DEVICE_ID,
     CONF_SIGNING_KEY,
     DOMAIN,
-    device_identifier,
 )
 from homeassistant.auth.models import User
 from homeassistant.core import Context, HomeAssistant
@@ -29,7 +28,7 @@ from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from .conftest import KEY
+from .conftest import KEY, component_device_id
 
 
 def published(mqtt_mock: MqttMockHAClient) -> list[tuple[str, dict[str, Any], int, bool]]:
@@ -163,7 +162,10 @@ async def test_shutdown_now_and_simulate_are_admin_only(
 
 
 async def test_the_bridge_is_chosen_by_device(
-    hass: HomeAssistant, setup_bridge: MockConfigEntry, mqtt_mock: MqttMockHAClient
+    hass: HomeAssistant,
+    device_model: str,
+    setup_bridge: MockConfigEntry,
+    mqtt_mock: MqttMockHAClient,
 ) -> None:
     second = MockConfigEntry(
         domain=DOMAIN,
@@ -174,14 +176,26 @@ async def test_the_bridge_is_chosen_by_device(
     assert await hass.config_entries.async_setup(second.entry_id)
     await hass.async_block_till_done()
     devices = dr.async_get(hass)
-    garage = devices.async_get_device(identifiers={device_identifier("garage")})
-    assert garage is not None
+    garage = component_device_id(hass, "garage")
     mqtt_mock.async_publish.reset_mock()
 
     with pytest.raises(ServiceValidationError, match="More than one bridge"):
         await hass.services.async_call(DOMAIN, "simulate_outage", {}, blocking=True)
+    await hass.services.async_call(DOMAIN, "simulate_outage", {"device_id": garage}, blocking=True)
+    [(topic, _, _, _)] = published(mqtt_mock)
+    assert topic == "site2/power/garage/cmd/simulate"
+
+    # The bridge's discovery device (of the MQTT entry) names the same bridge: with
+    # per-entry devices it is another device than the component's, and still resolves.
+    mqtt_entry = MockConfigEntry(domain="mqtt")
+    mqtt_entry.add_to_hass(hass)
+    discovery = devices.async_get_or_create(
+        config_entry_id=mqtt_entry.entry_id, identifiers={("mqtt", "powerbridge_garage")}
+    )
+    assert (discovery.id == garage) is (device_model == "shared")
+    mqtt_mock.async_publish.reset_mock()
     await hass.services.async_call(
-        DOMAIN, "simulate_outage", {"device_id": garage.id}, blocking=True
+        DOMAIN, "simulate_outage", {"device_id": discovery.id}, blocking=True
     )
     [(topic, _, _, _)] = published(mqtt_mock)
     assert topic == "site2/power/garage/cmd/simulate"

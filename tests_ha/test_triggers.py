@@ -14,12 +14,10 @@ from custom_components.powerbridge.const import (
     EVENT_COUNTDOWN_STARTED,
     EVENT_OUTAGE_ENDED,
     EVENT_OUTAGE_STARTED,
-    device_identifier,
 )
 from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.core import HomeAssistant, ServiceCall
-from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -28,13 +26,16 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from .conftest import DEVICE_ID, T0, Bridge, Client
+from .conftest import DEVICE_ID, T0, Bridge, Client, component_device_id
+
+
+@pytest.fixture(autouse=True)
+def both_device_models(device_model: str) -> None:
+    """Every trigger test runs with Home Assistant's shared and per-entry devices."""
 
 
 def device_id(hass: HomeAssistant) -> str:
-    device = dr.async_get(hass).async_get_device(identifiers={device_identifier(DEVICE_ID)})
-    assert device is not None
-    return device.id
+    return component_device_id(hass)
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN, MANUFACTURER, device_identifier
-from .runtime import BridgeRuntime
+from .const import DOMAIN
+from .devices import async_ensure_device
+from .runtime import BridgeRuntime, forget_runtime, remember_runtime, runtime_of
 from .services import async_register_services
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -35,34 +35,34 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady("MQTT is not available")
     runtime = BridgeRuntime(hass, entry)
-    # Join the device of the bridge's MQTT discovery (same identifier); create it if
-    # discovery has not (yet) done so.  Discovery's own name and model win later.
-    registry = dr.async_get(hass)
-    identifier = device_identifier(runtime.device_id)
-    if registry.async_get_device(identifiers={identifier}) is None:
-        registry.async_get_or_create(
-            config_entry_id=entry.entry_id,
-            identifiers={identifier},
-            manufacturer=MANUFACTURER,
-            model="powerbridge",
-            name=f"powerbridge {runtime.device_id}",
-        )
-    hass.data.setdefault(DOMAIN, {})[entry.entry_id] = runtime
+    # The device the component's entities join (discovery's, or the entry's own from
+    # Home Assistant 2026.8 on: see devices.py).
+    async_ensure_device(hass, entry, runtime.device_id)
+    remember_runtime(hass, entry, runtime)
     await runtime.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
 
 
-async def _async_options_updated(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    await hass.config_entries.async_reload(entry.entry_id)
+async def _async_entry_updated(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Reload when the options changed, and only then.
+
+    Home Assistant also updates an entry for its own book-keeping (e.g. the discovery
+    keys it records when the bridge's retained ``status`` starts a discovery flow for a
+    bridge that is already set up); reloading on those would restart the runtime and
+    forget what it had just heard."""
+    runtime = runtime_of(hass, entry)
+    if runtime is None or dict(entry.options) != runtime.options:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        runtime: BridgeRuntime = hass.data[DOMAIN].pop(entry.entry_id)
-        await runtime.async_stop()
+        runtime = forget_runtime(hass, entry)
+        if runtime is not None:
+            await runtime.async_stop()
     return unloaded
 
 

@@ -11,10 +11,10 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 
-from .const import CONF_BRIDGE_ENTITIES, DOMAIN
+from .const import CONF_BRIDGE_ENTITIES
 from .entity import PowerbridgeEntity
 from .entity_table import MAINS_ENTITIES
-from .runtime import BridgeRuntime
+from .runtime import runtime_of
 
 
 async def async_setup_entry(
@@ -22,7 +22,8 @@ async def async_setup_entry(
 ) -> None:
     if not entry.options.get(CONF_BRIDGE_ENTITIES, False):
         return
-    runtime: BridgeRuntime = hass.data[DOMAIN][entry.entry_id]
+    runtime = runtime_of(hass, entry)
+    assert runtime is not None  # the platforms are set up after the runtime
     async_add_entities(
         MainsBinarySensor(
             runtime,

@@ -16,15 +16,11 @@ CONF_BRIDGE_ENTITIES: Final = "bridge_entities"
 DEFAULT_BASE_TOPIC: Final = "powerbridge"
 SIGNING_KEY_MIN_BYTES: Final = 16
 
-DEVICE_IDENTIFIER_DOMAIN: Final = "mqtt"
+MQTT_IDENTIFIER_DOMAIN: Final = "mqtt"
+MQTT_IDENTIFIER_PREFIX: Final = "powerbridge_"
 """The bridge's discovery device block lists ``powerbridge_<device_id>``; Home Assistant's
-MQTT integration registers it as ``("mqtt", "powerbridge_<device_id>")``.  The component
-uses the same identifier so that its entities join the same device."""
-
-
-def device_identifier(device_id: str) -> tuple[str, str]:
-    """The device registry identifier shared with the bridge's discovery entities."""
-    return (DEVICE_IDENTIFIER_DOMAIN, f"powerbridge_{device_id}")
+MQTT integration registers it as ``("mqtt", "powerbridge_<device_id>")`` (see devices.py
+for how the component's own entities relate to that device)."""
 
 
 # Bus events (public: automations and blueprints use them).
@@ -54,6 +50,8 @@ SERVICE_CANCEL_SHUTDOWN: Final = "cancel_shutdown"
 SERVICE_SHUTDOWN_NOW: Final = "shutdown_now"
 ATTR_MAINS: Final = "mains"
 ATTR_CLIENT_ID: Final = "client_id"
+ATTR_BRIDGE: Final = "bridge"
+"""Bus events: the powerbridge device id of the bridge the event is about."""
 ATTR_DELAY: Final = "delay"
 ATTR_REASON: Final = "reason"
 DEFAULT_SHUTDOWN_DELAY_S: Final = 60

@@ -8,8 +8,8 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_SIGNING_KEY, DOMAIN
-from .runtime import BridgeRuntime
+from .const import CONF_SIGNING_KEY
+from .runtime import runtime_of
 
 TO_REDACT = {CONF_SIGNING_KEY, "sig"}
 
@@ -17,7 +17,8 @@ TO_REDACT = {CONF_SIGNING_KEY, "sig"}
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: ConfigEntry
 ) -> dict[str, Any]:
-    runtime: BridgeRuntime = hass.data[DOMAIN][entry.entry_id]
+    runtime = runtime_of(hass, entry)
+    assert runtime is not None  # the platforms are set up after the runtime
     return {
         "entry": {
             "title": entry.title,

@@ -6,7 +6,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .const import device_identifier
+from .devices import entity_identifier
 from .runtime import BridgeRuntime, signal_update
 
 
@@ -20,10 +20,10 @@ class PowerbridgeEntity(Entity):
         self.runtime = runtime
         self.entity_description = description
         self._attr_unique_id = f"{runtime.device_id}_{description.key}"
-        # Link to the bridge's device (created by its MQTT discovery, or by our setup):
+        # Link to the bridge's device (discovery's or the entry's own: see devices.py):
         # identifiers only, so that we never overwrite the name, model or software
         # version that discovery wrote.
-        self._attr_device_info = DeviceInfo(identifiers={device_identifier(runtime.device_id)})
+        self._attr_device_info = DeviceInfo(identifiers={entity_identifier(runtime.device_id)})
 
     async def async_added_to_hass(self) -> None:
         self.async_on_remove(

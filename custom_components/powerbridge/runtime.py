@@ -39,7 +39,6 @@ from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_change, async_track_time_interval
 from homeassistant.helpers.storage import Store
@@ -47,6 +46,7 @@ from homeassistant.util import dt as dt_util
 
 from . import protocol
 from .const import (
+    ATTR_BRIDGE,
     CONF_BASE_TOPIC,
     CONF_DEVICE_ID,
     CONF_SIGNING_KEY,
@@ -60,8 +60,8 @@ from .const import (
     HISTORY_SIZE,
     LIVE_UPDATE_INTERVAL_S,
     STORAGE_VERSION,
-    device_identifier,
 )
+from .devices import async_device_id
 
 _LOGGER = logging.getLogger(__name__)
 _EVENT_SEQS_KEPT = 200
@@ -113,6 +113,44 @@ class _Stored:
     clients: list[str] = field(default_factory=list)
 
 
+_HAS_RUNTIME_DATA = "runtime_data" in getattr(ConfigEntry, "__annotations__", {})
+"""``ConfigEntry.runtime_data`` exists (Home Assistant 2024.4 and later)."""
+
+
+def remember_runtime(hass: HomeAssistant, entry: ConfigEntry, runtime: BridgeRuntime) -> None:
+    """Keep a loaded entry's runtime: ``entry.runtime_data`` where the release has it."""
+    if _HAS_RUNTIME_DATA:
+        entry.runtime_data = runtime
+    else:
+        hass.data.setdefault(DOMAIN, {})[entry.entry_id] = runtime
+
+
+def runtime_of(hass: HomeAssistant, entry: ConfigEntry) -> BridgeRuntime | None:
+    """The runtime of a loaded entry (``None`` when it is not loaded)."""
+    if _HAS_RUNTIME_DATA:
+        runtime = getattr(entry, "runtime_data", None)
+        return runtime if isinstance(runtime, BridgeRuntime) else None
+    runtime = hass.data.get(DOMAIN, {}).get(entry.entry_id)
+    return runtime if isinstance(runtime, BridgeRuntime) else None
+
+
+def forget_runtime(hass: HomeAssistant, entry: ConfigEntry) -> BridgeRuntime | None:
+    """Drop a runtime at unload; the runtime, to be stopped."""
+    runtime = runtime_of(hass, entry)
+    if not _HAS_RUNTIME_DATA:
+        hass.data.get(DOMAIN, {}).pop(entry.entry_id, None)
+    return runtime
+
+
+def loaded_runtimes(hass: HomeAssistant) -> list[BridgeRuntime]:
+    """Every loaded bridge's runtime."""
+    return [
+        runtime
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        if (runtime := runtime_of(hass, entry)) is not None
+    ]
+
+
 def signal_update(entry_id: str) -> str:
     """Dispatcher signal: the bridge's data changed, entities re-read it."""
     return f"{DOMAIN}_{entry_id}_update"
@@ -131,6 +169,8 @@ class BridgeRuntime:
         self.entry = entry
         self.device_id: str = entry.data[CONF_DEVICE_ID]
         self.base: str = entry.data.get(CONF_BASE_TOPIC, DEFAULT_BASE_TOPIC)
+        self.options: dict[str, Any] = dict(entry.options)
+        """The options this runtime was made with (a change of them reloads the entry)."""
         key = entry.options.get(CONF_SIGNING_KEY)
         self.key: bytes | None = key.encode() if key else None
         self._store: Store[dict[str, Any]] = Store(
@@ -193,11 +233,9 @@ class BridgeRuntime:
     # ------------------------------------------------------------------ views
     @property
     def ha_device_id(self) -> str | None:
-        """The Home Assistant device registry id of this bridge (shared with discovery)."""
-        device = dr.async_get(self.hass).async_get_device(
-            identifiers={device_identifier(self.device_id)}
-        )
-        return device.id if device else None
+        """The Home Assistant device registry id of the device this bridge's component
+        entities belong to (discovery's shared device, or the entry's own: devices.py)."""
+        return async_device_id(self.hass, self.entry, self.device_id)
 
     @property
     def mains_on(self) -> bool | None:
@@ -519,7 +557,7 @@ class BridgeRuntime:
     # ------------------------------------------------------------------ helpers
     def _fire(self, event_type: str, data: dict[str, Any]) -> None:
         self.hass.bus.async_fire(
-            event_type, {"device_id": self.ha_device_id, "bridge": self.device_id, **data}
+            event_type, {"device_id": self.ha_device_id, ATTR_BRIDGE: self.device_id, **data}
         )
 
     @callback

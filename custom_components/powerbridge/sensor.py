@@ -20,10 +20,10 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_BRIDGE_ENTITIES, DOMAIN
+from .const import CONF_BRIDGE_ENTITIES
 from .entity import PowerbridgeEntity
 from .entity_table import MAINS_ENTITIES, BridgeEntity
-from .runtime import BridgeRuntime, signal_new_client
+from .runtime import BridgeRuntime, runtime_of, signal_new_client
 
 StateValue = str | int | float | datetime | None
 
@@ -147,7 +147,8 @@ CLIENT_DESCRIPTION = SensorEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant, entry: ConfigEntry, async_add_entities: AddEntitiesCallback
 ) -> None:
-    runtime: BridgeRuntime = hass.data[DOMAIN][entry.entry_id]
+    runtime = runtime_of(hass, entry)
+    assert runtime is not None  # the platforms are set up after the runtime
     entities: list[SensorEntity] = [PowerbridgeSensor(runtime, d) for d in SENSORS]
     if entry.options.get(CONF_BRIDGE_ENTITIES, False):
         entities.extend(

@@ -35,7 +35,8 @@ from .const import (
     SERVICE_SHUTDOWN_NOW,
     SERVICE_SIMULATE_OUTAGE,
 )
-from .runtime import BridgeRuntime
+from .devices import bridge_id_of, entry_ids_of
+from .runtime import BridgeRuntime, loaded_runtimes
 
 MAX_REASON_LENGTH = 200
 
@@ -71,12 +72,16 @@ SHUTDOWN_SCHEMA = vol.Schema(
 
 
 def _runtime(hass: HomeAssistant, call: ServiceCall) -> BridgeRuntime:
-    """The bridge a call is about: its ``device_id``, or the only one set up."""
-    runtimes: dict[str, BridgeRuntime] = hass.data.get(DOMAIN, {})
+    """The bridge a call is about: its ``device_id``, or the only one set up.
+
+    ``device_id`` may name the component's device or the bridge's discovery device
+    (they are one device before Home Assistant 2026.8 and two after it): it is resolved
+    through the device's config entry, else through the bridge id in its identifiers."""
+    runtimes = loaded_runtimes(hass)
     device_id = call.data.get(ATTR_DEVICE_ID)
     if device_id is None:
         if len(runtimes) == 1:
-            return next(iter(runtimes.values()))
+            return runtimes[0]
         raise ServiceValidationError(
             "No powerbridge bridge is set up"
             if not runtimes
@@ -84,9 +89,14 @@ def _runtime(hass: HomeAssistant, call: ServiceCall) -> BridgeRuntime:
         )
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
-        for entry_id in device.config_entries:
-            if entry_id in runtimes:
-                return runtimes[entry_id]
+        entry_ids = entry_ids_of(device)
+        bridge = bridge_id_of(device)
+        for runtime in runtimes:
+            if runtime.entry.entry_id in entry_ids:
+                return runtime
+        for runtime in runtimes:
+            if runtime.device_id == bridge:
+                return runtime
     raise ServiceValidationError(f"{device_id} is not a powerbridge bridge that is set up")
 
 
