@@ -138,3 +138,17 @@ async def test_removing_the_entry_forgets_its_history(
     await hass.config_entries.async_remove(setup_bridge.entry_id)
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{DEVICE_ID}" not in hass_storage
+
+
+async def test_discovery_of_a_set_up_bridge_does_not_restart_it(
+    hass: HomeAssistant, setup_bridge: MockConfigEntry, bridge: Bridge
+) -> None:
+    """The bridge's retained ``status`` starts a discovery flow for a bridge that is set
+    up already; Home Assistant 2024.10+ then updates the entry's discovery keys.  That
+    must not reload the entry: the runtime would forget what it had just heard."""
+    runtime = runtime_of(hass, setup_bridge)
+    bridge.status("online", retain=True)
+    await hass.async_block_till_done()
+    assert runtime_of(hass, setup_bridge) is runtime
+    assert runtime is not None
+    assert runtime.online is True
