@@ -23,6 +23,7 @@ from bridge.mqtt.contract import (
     encode_state,
 )
 from bridge.mqtt.discovery import discovery_messages, entity_instances
+from bridge.shutdown.discovery import client_discovery
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant
@@ -459,3 +460,25 @@ async def test_removed_entity_is_cleared_by_an_empty_retained_config(
     assert registry.async_get("sensor.powerbridge_rack_a_power") is None
     assert registry.async_get("sensor.powerbridge_rack_a_energy") is None
     assert registry.async_get("binary_sensor.powerbridge_rack_a_mains") is not None
+
+
+async def test_shutdown_client_discovery_names_its_entities_on_every_release(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shutdown client's discovery (``bridge.shutdown.discovery``, as the client
+    publishes it) gives the documented entity ids: from ``object_id`` before 2025.10,
+    from ``default_entity_id`` after (``object_id`` is ignored from 2026.4)."""
+    caplog.set_level(logging.WARNING)
+    for topic, payload in client_discovery("homeassistant", "powerbridge", "pc1", "Office PC"):
+        async_fire_mqtt_message(hass, topic, payload, retain=True)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    by_unique_id = {e.unique_id: e.entity_id for e in registry.entities.values()}
+    assert by_unique_id["client-pc1_shutdown_in"] == "sensor.client_pc1_shutdown_in"
+    assert by_unique_id["client-pc1_armed"] == "binary_sensor.client_pc1_armed"
+    complaints = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("homeassistant.components.mqtt") and r.levelno >= logging.WARNING
+    ]
+    assert complaints == []

@@ -11,6 +11,7 @@ from custom_components.powerbridge import sensor as sensor_platform
 from custom_components.powerbridge.const import DOMAIN, TRIGGER_EVENTS
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import translation
+from homeassistant.helpers.icon import async_get_icons
 from homeassistant.loader import async_get_integration
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -77,3 +78,16 @@ async def test_home_assistant_loads_the_translations(
     assert loaded[key] == "Outage duration"
     loaded = await translation.async_get_translations(hass, "en", "config", [DOMAIN])
     assert loaded[f"component.{DOMAIN}.config.abort.bridge_already_configured"]
+
+
+async def test_home_assistant_loads_the_service_and_entity_icons(
+    hass: HomeAssistant, enable_custom_integrations: None
+) -> None:
+    """Read through Home Assistant's own icon loader.  Service icons stay in the
+    shorthand form (``"service": "mdi:…"``): 2024.3, the minimum release, knows only
+    that form; later releases expand it to ``{"service": "mdi:…"}`` themselves."""
+    services = await async_get_icons(hass, "services", [DOMAIN])
+    entities = await async_get_icons(hass, "entity", [DOMAIN])
+    icon = services[DOMAIN]["simulate_outage"]
+    assert icon in ("mdi:flash-off", {"service": "mdi:flash-off"})
+    assert entities[DOMAIN]["sensor"]["outages_today"]["default"] == "mdi:counter"

@@ -51,6 +51,9 @@ def client_discovery(
         **shared,
         "name": "Shutdown in",
         "unique_id": f"{node}_{SHUTDOWN_IN}",
+        # Home Assistant 2025.10+ takes the entity id from ``default_entity_id`` (and
+        # ignores ``object_id`` from 2026.4); older releases read ``object_id``.
+        "default_entity_id": f"sensor.{node}_{SHUTDOWN_IN}".replace("-", "_"),
         "object_id": f"{node}_{SHUTDOWN_IN}",
         "device_class": "duration",
         "unit_of_measurement": "s",
@@ -65,6 +68,7 @@ def client_discovery(
         **shared,
         "name": "Armed",
         "unique_id": f"{node}_{ARMED}",
+        "default_entity_id": f"binary_sensor.{node}_{ARMED}".replace("-", "_"),
         "object_id": f"{node}_{ARMED}",
         "icon": "mdi:shield-power",
         "entity_category": "diagnostic",

@@ -264,6 +264,11 @@ def test_state_and_discovery_are_published() -> None:
     }
     sensor = discovery[f"homeassistant/sensor/{node}/shutdown_in/config"]
     assert sensor["unique_id"] == f"{node}_shutdown_in"
+    # The entity id for Home Assistant 2025.10+ (default_entity_id) and before (object_id).
+    assert sensor["default_entity_id"] == "sensor.client_pc1_shutdown_in"
+    assert sensor["object_id"] == "client-pc1_shutdown_in"
+    armed = discovery[f"homeassistant/binary_sensor/{node}/armed/config"]
+    assert armed["default_entity_id"] == "binary_sensor.client_pc1_armed"
     assert sensor["device_class"] == "duration"
     assert sensor["state_topic"] == topics.state
     assert sensor["availability"][0]["topic"] == topics.status
