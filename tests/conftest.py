@@ -19,6 +19,16 @@ from bridge.broker.runner import (
     prepare,
 )
 
+REALTIME_FIXTURES = frozenset({"pty_pair", "simulator", "line", "broker"})
+"""Fixtures whose tests run against real time (pseudo-terminals, a real Mosquitto)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real-time fixture ``realtime`` (see pyproject.toml)."""
+    for item in items:
+        if REALTIME_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realtime)
+
 
 @pytest.fixture(scope="session")
 def mosquitto_binary() -> str:

@@ -306,6 +306,7 @@ def test_worker_with_injected_sleep() -> None:
     assert backend.released == [PWR]
 
 
+@pytest.mark.realtime
 def test_worker_in_real_time() -> None:
     code = BlinkCode(3, on=0.03, off=0.03, pause=0.1)
     stamps: list[tuple[float, bool]] = []

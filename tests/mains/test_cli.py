@@ -72,6 +72,7 @@ def until(lines: queue.Queue[str], needle: str, seen: list[str], timeout: float 
 # --------------------------------------------------------------------------- mains watch
 
 
+@pytest.mark.realtime
 def test_mains_watch_in_simulation(tmp_path: Path) -> None:
     config = tmp_path / "sim.yaml"
     config.write_text(

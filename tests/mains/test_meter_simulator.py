@@ -43,6 +43,7 @@ class Events:
             return list(self.items)
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize(
     ("protocol", "how"),
     [("pzem004t", "silence"), ("mcp39f511n", "zero volts")],

@@ -144,6 +144,7 @@ def test_three_second_cut_is_one_outage_and_one_restore(
     assert history[0].duration_s == pytest.approx(3.0)
 
 
+@pytest.mark.realtime
 def test_real_timers_cut_and_blips(tmp_path: Path, factory: MockFactory) -> None:
     """The worker thread confirms on real time: short windows, a real cut, real blips."""
     rec = Recorder()

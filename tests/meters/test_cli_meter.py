@@ -17,6 +17,8 @@ from bridge.cli import main
 from bridge.meters.ports import by_id_links, fits_for
 from bridge.meters.simulator import SimulatedMeter
 
+pytestmark = pytest.mark.realtime  # pseudo-terminals and serial timeouts: see pyproject.toml
+
 KEYS = {"ts", "channel", "voltage_v", "current_a", "power_w", "frequency_hz", "power_factor"}
 
 

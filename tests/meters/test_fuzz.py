@@ -33,6 +33,8 @@ from bridge.model import Reading
 from tests.meters._modbus import crc_ok, frame, registers_reply
 from tests.meters.conftest import FakeSerial
 
+pytestmark = pytest.mark.realtime  # pseudo-terminals and serial timeouts: see pyproject.toml
+
 EXCHANGES_PER_EXAMPLE = 20
 IN_MEMORY_EXAMPLES = 300
 FUZZED_REPLIES = 10_000

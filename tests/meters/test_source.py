@@ -19,6 +19,8 @@ from bridge.meters.simulator import SimulatedMeter
 from bridge.meters.source import MeterSource, create_meter_source
 from bridge.model import Reading
 
+pytestmark = pytest.mark.realtime  # pseudo-terminals and serial timeouts: see pyproject.toml
+
 LOGGER = "bridge.meters.source"
 
 

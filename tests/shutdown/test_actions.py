@@ -134,6 +134,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 # -- running ---------------------------------------------------------------------------------
 
 
+@pytest.mark.realtime
 def test_run_invocation_real_process(tmp_path: Path) -> None:
     out = tmp_path / "out"
     script = "import sys; open(sys.argv[1], 'w').write(sys.stdin.read())"
@@ -148,6 +149,7 @@ def test_run_invocation_real_process(tmp_path: Path) -> None:
     assert "cannot start" in missing.error
 
 
+@pytest.mark.realtime
 def test_run_invocation_kills_the_process_group_on_timeout(tmp_path: Path) -> None:
     marker = tmp_path / "grandchild-survived"
     grandchild = tmp_path / "grandchild.py"

@@ -340,6 +340,7 @@ def test_home_assistant_restart_gets_discovery_and_state_again() -> None:
     ]
 
 
+@pytest.mark.realtime
 def test_the_loop_survives_a_failing_publisher_and_still_shuts_down() -> None:
     """A bug or a broken connection object must not end the watch."""
     import threading
