@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pty
+import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,23 @@ from bridge.broker.runner import (
     find_mosquitto,
     prepare,
 )
+
+if "libfaketime" in os.environ.get("LD_PRELOAD", ""):
+    # The any-day run (./dev test) preloads libfaketime with the wall clock moved ahead and
+    # the monotonic clock left alone.  Its clock_nanosleep then sometimes fails a perfectly
+    # good sleep with EINVAL (subprocess.wait's polling sleep, for one), which has nothing
+    # to do with dates: such a sleep returns early instead, and the caller's loop re-checks.
+    _real_sleep = time.sleep
+
+    def _sleep_despite_libfaketime(seconds: float) -> None:
+        try:
+            _real_sleep(seconds)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+
+    time.sleep = _sleep_despite_libfaketime
+
 
 REALTIME_FIXTURES = frozenset({"pty_pair", "simulator", "line", "broker"})
 """Fixtures whose tests run against real time (pseudo-terminals, a real Mosquitto)."""
