@@ -191,7 +191,11 @@ def prepare_image(scratch: Path) -> Image:
         _in_chroot(
             merged,
             f"{VENV}/bin/pip install -q --disable-pip-version-check --no-deps --no-index "
-            f"/wheel/{wheel.name}; ln -sf {VENV}/bin/powerbridge /usr/local/bin/powerbridge",
+            f"/wheel/{wheel.name}; ln -sf {VENV}/bin/powerbridge /usr/local/bin/powerbridge; "
+            # What an installed Debian has and debootstrap leaves out: name resolution of
+            # localhost (the bridge's default broker host).
+            "printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n'"
+            " > /etc/hosts",
             binds=[f"{wheel.parent}:/wheel"],
         )
     return Image(lower=[session / "upper", venv, base], wheel=wheel)
@@ -245,6 +249,7 @@ class Container:
         self.root = self._stack.enter_context(
             overlay(image.lower, workdir / "upper", workdir / "work", workdir / "merged")
         )
+        (self.root / "etc/hostname").write_text(f"{name}\n")
         self.process: subprocess.Popen[bytes] | None = None
         self.pid1 = 0
 
