@@ -460,8 +460,34 @@ class Deployer:
             conn.close()
 
     # ============================================================================ status
+    def unreadable(self) -> bool:
+        """The configuration exists but this user may not read it (mode 0640, group powerbridge)."""
+        return self.config_path.is_file() and not os.access(self.config_path, os.R_OK)
+
+    def status_reduced(self) -> tuple[dict[str, Any], bool]:
+        """What a user who may not read the configuration can see: the service, from systemd."""
+        problems: list[str] = []
+        doc: dict[str, Any] = {
+            "v": 1,
+            "device_id": None,
+            "checked_at": isoformat_utc(self.clock.utcnow()),
+            "reduced": True,
+            "detail": (
+                f"{self.config_path} is not readable by this user: only the service is shown. "
+                "For the full status run it with sudo, or join the powerbridge group "
+                "(`sudo usermod -aG powerbridge $USER`, then log in again)"
+            ),
+            "service": self._status_service(problems),
+        }
+        problems.append("broker, meter and spool not checked: the configuration is not readable")
+        doc["healthy"] = False
+        doc["problems"] = problems
+        return doc, False
+
     def status(self) -> tuple[dict[str, Any], bool]:
         """The status document (see docs/deployment.md) and whether the bridge is healthy."""
+        if self.unreadable():
+            return self.status_reduced()
         config, device_id = self.load()
         doc: dict[str, Any] = {
             "v": 1,
@@ -708,6 +734,13 @@ def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:
 
 def format_status(doc: dict[str, Any]) -> str:
     """The status document as lines for people."""
+    if doc.get("reduced"):
+        svc = doc["service"]
+        lines = ["bridge: reduced view (cannot tell whether it is healthy)"]
+        lines.append(f"  service      {svc['state']} ({svc['enabled']})")
+        lines.append(f"  note         {doc['detail']}")
+        lines.extend(f"  ✗ {problem}" for problem in doc["problems"])
+        return "\n".join(lines)
     lines = [f"bridge {doc['device_id']}: {'healthy' if doc['healthy'] else 'NOT HEALTHY'}"]
     svc = doc["service"]
     lines.append(f"  service      {svc['state']} ({svc['enabled']})")
