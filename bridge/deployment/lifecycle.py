@@ -392,6 +392,14 @@ class Deployer:
                 else:
                     self._tool("systemctl", "disable", "--now", unit)
                     done(f"✓ stopped and disabled ({self.host.active_state(unit)})")
+                    unit_file = systemd.under(self.root, systemd.UNIT_PATH)
+                    if unit_file.exists():
+                        try:
+                            unit_file.unlink()
+                        except OSError as exc:
+                            raise StepFailedError(f"cannot remove {unit_file}: {exc}") from None
+                        self._tool("systemctl", "daemon-reload")
+                        done(f"✓ removed {unit_file} (`deployment start` installs it again)")
             directory = self.data_dir(config)
             with self.step(f"close the deployment record in {db_path(directory)}") as done:
                 closed = self._close_record(config, done)
@@ -499,6 +507,14 @@ class Deployer:
         retained, doc["broker"] = self._status_broker(config, device_id, problems)
         health = _json_or_none(retained.get("health"))
         doc["meter"] = self._status_meter(config, health)
+        if doc["service"].get("state") in ("inactive", "failed", "not-installed"):
+            # The retained health report is the stopped service's last word, not the meter's.
+            if doc["meter"]["link"] is not None:
+                last = "answering" if doc["meter"]["link"] else "not answering"
+                doc["meter"]["link"] = None
+                doc["meter"]["detail"] = (
+                    f"not read: the service is {doc['service']['state']} (it last reported {last})"
+                )
         doc["last_sample"] = self._status_last_sample(config, retained.get("state"))
         doc["spool"] = self._status_spool(config, health)
         doc["deployment"] = self._status_deployment(config, retained.get("deployment"))

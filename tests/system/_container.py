@@ -238,6 +238,7 @@ class Container:
         name: str,
         netns: Netns,
         binds: Sequence[str] = (),
+        masked: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.image = image
@@ -250,6 +251,8 @@ class Container:
             overlay(image.lower, workdir / "upper", workdir / "work", workdir / "merged")
         )
         (self.root / "etc/hostname").write_text(f"{name}\n")
+        for unit in masked:  # e.g. a PC runs no broker of its own
+            (self.root / "etc/systemd/system" / unit).symlink_to("/dev/null")
         self.process: subprocess.Popen[bytes] | None = None
         self.pid1 = 0
 
@@ -268,7 +271,8 @@ class Container:
             "--console=passive",
             *(f"--bind={b}" for b in self.binds),
         ]
-        log = self.log_path.open("wb")
+        self.pid1 = 0  # booting again after kill() keeps the container's files
+        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )

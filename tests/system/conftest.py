@@ -58,9 +58,18 @@ def boot(image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
     """``boot(name, binds=[...])``: a booted container in the test's network namespace."""
     started: list[Container] = []
 
-    def _boot(name: str, *, binds: list[str] | None = None) -> Container:
+    def _boot(
+        name: str, *, binds: list[str] | None = None, masked: list[str] | None = None
+    ) -> Container:
         try:
-            box = Container(image, tmp_path / name, name=name, netns=netns, binds=binds or [])
+            box = Container(
+                image,
+                tmp_path / name,
+                name=name,
+                netns=netns,
+                binds=binds or [],
+                masked=masked or [],
+            )
         except UnavailableError as exc:
             unavailable(str(exc))
         started.append(box)

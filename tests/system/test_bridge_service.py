@@ -141,3 +141,24 @@ def test_service_lifecycle_watchdog_restarts_and_hardening(boot: Boot, tmp_path:
         assert missing == []
     finally:
         sub.stop()
+
+    # A user who may not read the configuration (as the docs show the command, without sudo).
+    box.run("useradd --create-home alice")
+    reduced = box.run(f"powerbridge deployment status -c {CONFIG}", user="alice", check=False)
+    assert reduced.returncode == 1, reduced.stdout + reduced.stderr
+    assert "reduced view" in reduced.stdout
+    assert "service      active (enabled)" in reduced.stdout
+    assert "powerbridge group" in reduced.stdout
+    checked = box.run(f"powerbridge check -c {CONFIG}", user="alice", check=False)
+    assert "sudo usermod -aG powerbridge" in checked.stdout, checked.stdout
+
+    # --- 5. stopped: disabled, its unit gone, and status no longer vouches for the meter ----
+    box.run(f"powerbridge deployment stop -c {CONFIG}")
+    assert "powerbridge" not in box.run("systemctl list-unit-files --no-legend").stdout
+    after = json.loads(
+        box.run(f"powerbridge deployment status -c {CONFIG} --json", check=False).stdout
+    )
+    assert after["service"]["state"] == "not-installed"
+    assert after["meter"]["link"] is None
+    assert "not read: the service is" in after["meter"]["detail"]
+    assert after["deployment"]["active"] is False
