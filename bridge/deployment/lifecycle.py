@@ -507,14 +507,14 @@ class Deployer:
         retained, doc["broker"] = self._status_broker(config, device_id, problems)
         health = _json_or_none(retained.get("health"))
         doc["meter"] = self._status_meter(config, health)
-        if doc["service"].get("state") in ("inactive", "failed", "not-installed"):
+        stopped = doc["service"].get("state") in ("inactive", "failed", "not-installed")
+        if stopped and doc["meter"]["link"] is not None:
             # The retained health report is the stopped service's last word, not the meter's.
-            if doc["meter"]["link"] is not None:
-                last = "answering" if doc["meter"]["link"] else "not answering"
-                doc["meter"]["link"] = None
-                doc["meter"]["detail"] = (
-                    f"not read: the service is {doc['service']['state']} (it last reported {last})"
-                )
+            last = "answering" if doc["meter"]["link"] else "not answering"
+            doc["meter"]["link"] = None
+            doc["meter"]["detail"] = (
+                f"not read: the service is {doc['service']['state']} (it last reported {last})"
+            )
         doc["last_sample"] = self._status_last_sample(config, retained.get("state"))
         doc["spool"] = self._status_spool(config, health)
         doc["deployment"] = self._status_deployment(config, retained.get("deployment"))
