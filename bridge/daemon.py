@@ -248,7 +248,7 @@ class Daemon:
         self._next_health = self.clock.monotonic()
         self._beat = self._heartbeat()
         meter = self.config.meter.type
-        log.warning(
+        log.info(
             "bridge %s running (meter %s, mains %s, broker %s:%d)",
             self.device_id,
             meter,
@@ -482,7 +482,7 @@ class Daemon:
                 log.exception("cannot withdraw the mDNS advertisement")
         for conn in self._conns:
             conn.close()
-        log.warning("bridge %s stopped", self.device_id)
+        log.info("bridge %s stopped", self.device_id)
 
     def _drain(self, publisher: BridgePublisher) -> None:
         """Flush live samples and wait (briefly) until the broker has acknowledged them."""

@@ -80,7 +80,7 @@ def client(directory: Path, client_id: str, host: str) -> str:
         [
             f"Shutdown client {client_id}: copy two files to the PC "
             f"(Linux paths; Windows: C:\\ProgramData\\powerbridge\\)",
-            f"  {cred}  ->  {REMOTE_CONFIG_DIR}/mqtt.password  (mode 0600)",
+            f"  {cred}  ->  {REMOTE_CONFIG_DIR}/client.password  (mode 0600)",
             f"  {root / 'ca.crt'}  ->  {REMOTE_CONFIG_DIR}/ca.crt",
             "then in its client.yaml:",
             "  client:",
@@ -88,7 +88,7 @@ def client(directory: Path, client_id: str, host: str) -> str:
             "  mqtt:",
             f"    host: {host}",
             f"    username: {user}",
-            f"    password_file: {REMOTE_CONFIG_DIR}/mqtt.password",
+            f"    password_file: {REMOTE_CONFIG_DIR}/client.password",
             "    tls:",
             "      enabled: true          # port 8883",
             f"      ca_file: {REMOTE_CONFIG_DIR}/ca.crt",

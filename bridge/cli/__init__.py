@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``powerbridge`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.log_format)
+    # The long-running commands (`run`, `client run`) log their normal lines at INFO: a
+    # service's journal shows what it does; the other commands print and log warnings only.
+    setup_logging(args.verbose + int(getattr(args, "service", False)), args.log_format)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -188,6 +188,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     _config_option(run)
+    run.set_defaults(service=True)  # logs at INFO without -v: its lines go to the journal
     run.add_argument("--dry-run", action="store_true", help="never shut down; log instead")
     run.add_argument("--log-file", type=Path, metavar="FILE", help="also log to FILE (rotated)")
 

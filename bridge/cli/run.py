@@ -28,6 +28,7 @@ def register(subparsers: Any) -> None:
         DESCRIPTION,
     )
     add_config_option(parser)
+    parser.set_defaults(service=True)  # logs at INFO without -v: its lines go to the journal
 
 
 def _run(args: argparse.Namespace) -> int:

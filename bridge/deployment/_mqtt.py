@@ -139,9 +139,10 @@ class BrokerSession:
                     "refused",
                     f"the broker at {self.where} refused user {self.username}: {text} "
                     "(wrong password, or no such user)",
-                    "set the password that `powerbridge broker add-bridge "
-                    f"{self.device_id}` printed in mqtt.password_file (or reissue it with that "
-                    "command on the broker host), and check mqtt.username",
+                    "put the password of this user — the line in /etc/mosquitto/powerbridge/"
+                    f"credentials/{self.username}.password on the broker's host (written by "
+                    "`powerbridge broker init`/`add-bridge`) — into mqtt.password_file (mode "
+                    "0600), and check mqtt.username",
                 )
             raise BrokerProblemError(
                 "refused",

@@ -191,14 +191,16 @@ def check_config(ctx: CheckContext) -> CheckResult:
     except ConfigError as exc:
         first = exc.problems[0]
         more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-        return _fail(
-            "config",
-            f"{first}{more}",
-            f"edit {path}, then `powerbridge config check {path}` lists every problem"
-            if path.exists()
-            else f"write one: `powerbridge config init {path}`",
-            problems=[str(p) for p in exc.problems],
-        )
+        if path.is_file() and not os.access(path, os.R_OK):
+            fix = (
+                f"{path} belongs to root and the powerbridge group: run the check with sudo, "
+                "or join the group (`sudo usermod -aG powerbridge $USER`, then log in again)"
+            )
+        elif path.exists():
+            fix = f"edit {path}, then `powerbridge config check {path}` lists every problem"
+        else:
+            fix = f"write one: `powerbridge config init {path}`"
+        return _fail("config", f"{first}{more}", fix, problems=[str(p) for p in exc.problems])
     ctx.config = config
     ctx.device_id, source = identity.identify(config.device.id)
     return _pass(
@@ -519,6 +521,22 @@ def _judge_published_mains(ctx: CheckContext) -> CheckResult:
 # --------------------------------------------------------------------------- broker
 
 
+def _acl_fix(username: str | None, device_id: str, root: str) -> str:
+    """What to do when the ACL refuses the bridge its topics."""
+    expected = f"bridge-{device_id}"
+    if username and username.startswith("bridge-") and username != expected:
+        other = username.removeprefix("bridge-")
+        return (
+            f"user {username} is the broker's user for device id {other}, not {device_id}: "
+            f"set device.id: {other} in the configuration (or, for a new id, create its user "
+            f"with `powerbridge broker add-bridge {device_id}` and use mqtt.username: {expected})"
+        )
+    return (
+        f"give {username} readwrite on {root}/# in the broker's ACL "
+        f"(`powerbridge broker add-bridge {device_id}` writes it for user {expected})"
+    )
+
+
 def check_broker(ctx: CheckContext) -> CheckResult:
     topics = BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did)
     session = BrokerSession(ctx.cfg, ctx.did)
@@ -533,8 +551,7 @@ def check_broker(ctx: CheckContext) -> CheckResult:
             return _fail(
                 "broker",
                 f"connected as {session.username}, but the ACL refuses it {topics.check}",
-                f"give {session.username} readwrite on {topics.root}/# in the broker's ACL "
-                f"(`powerbridge broker add-bridge {ctx.did}`)",
+                _acl_fix(session.username, ctx.did, topics.root),
                 problem="denied",
             )
         session.publish(topics.check, token, qos=1)
@@ -543,8 +560,7 @@ def check_broker(ctx: CheckContext) -> CheckResult:
                 "broker",
                 f"connected as {session.username}, but a message published on {topics.check} "
                 "never came back: the ACL does not let this bridge publish its topics",
-                f"give {session.username} readwrite on {topics.root}/# in the broker's ACL "
-                f"(`powerbridge broker add-bridge {ctx.did}`)",
+                _acl_fix(session.username, ctx.did, topics.root),
                 problem="denied",
             )
     except BrokerProblemError as exc:

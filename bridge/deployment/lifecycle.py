@@ -1,8 +1,11 @@
 """Deployment start, stop and status: the steps behind ``powerbridge deployment``.
 
-``start``: health checks (stop on failure) → record the deployment in the bridge
-database → publish it retained → install the unit, the service user and the udev
-rules → enable and (re)start ``powerbridge.service``.  ``stop``: stop and disable
+``start``: health checks (stop on failure) → install the unit, the service user and
+the udev rules (udev skipped where it does not run, e.g. in a container) → enable and
+(re)start ``powerbridge.service`` → record the deployment in the bridge database
+(a repeated start with the same details keeps the open record) → publish it retained.
+Nothing is recorded or published unless the service runs; a failed step says what
+the steps before it changed.  ``stop``: stop and disable
 the service → close the record → publish the closed record.  ``status``: what the
 service, the broker, the meter, the spool and the record say, as one health verdict.
 
@@ -63,6 +66,8 @@ class Deployer:
     _step: int = 0
     _steps: int = 0
     _failures: int = 0
+    _done: list[str] = field(default_factory=list)
+    """What ``start`` changed on this system so far (said when a later step fails)."""
 
     @property
     def staged(self) -> bool:
@@ -181,13 +186,20 @@ class Deployer:
         )
         self._steps = 5
         self._step = 0
+        self._done = []
         try:
             self._start_checks(config)
-            self._start_record(config, record)
-            self._start_publish(config, device_id, record)
             self._start_install(plan)
             self._start_service()
+            record = self._start_record(config, record)
+            self._start_publish(config, device_id, record)
         except StepFailedError:
+            if self._done:
+                self.say("Done before the failure (running it again repeats them safely):")
+                for line in self._done:
+                    self.say(f"  - {line}")
+            if self._step <= 4:
+                self.say("Nothing was recorded or published: the deployment is not active.")
             self.say("Deployment not completed: fix the step marked ✗ and run it again.")
             return 1
         if self.dry_run:
@@ -222,27 +234,37 @@ class Deployer:
                 raise StepFailedError(f"{report.summary()}: the deployment stops here")
             done(f"✓ {report.summary()}")
 
-    def _start_record(self, config: BridgeConfig, record: records.Deployment) -> None:
+    def _start_record(self, config: BridgeConfig, record: records.Deployment) -> records.Deployment:
+        """The record now open (a new one, or the one kept because nothing changed)."""
         directory = self.data_dir(config)
         with self.step(f"record the deployment in {db_path(directory)}") as done:
             if self.dry_run:
                 done(f"would record: {json.dumps(record.to_dict(), ensure_ascii=False)}")
-                return
+                return record
             try:
                 conn = records.open_db(directory)
                 try:
+                    kept = records.current(conn)
+                    if kept is not None and _same_deployment(kept, record):
+                        done(
+                            f"✓ deployment #{kept.id} is already recorded with these details "
+                            f"(since {isoformat_utc(kept.started)}): kept"
+                        )
+                        return kept
                     opened, previous = records.start(conn, record)
                 finally:
                     conn.close()
                 self._chown_state(config)
             except (OSError, sqlite3.Error) as exc:
                 raise StepFailedError(f"cannot write {db_path(directory)}: {exc}") from None
+            self._done.append(f"recorded deployment #{opened.id} in {db_path(directory)}")
             if previous is not None:
                 done(
                     f'closed the previous deployment #{previous.id} "{previous.name}" '
                     f"({isoformat_utc(previous.started)} – {isoformat_utc(record.started)})"
                 )
             done(f"✓ deployment #{opened.id} started {isoformat_utc(opened.started)}")
+        return opened
 
     def _start_publish(
         self, config: BridgeConfig, device_id: str, record: records.Deployment
@@ -270,6 +292,8 @@ class Deployer:
                 except OSError as exc:
                     raise StepFailedError(f"cannot write {target}: {exc}") from None
                 done(f"✓ wrote {target}")
+                if not self.dry_run:
+                    self._done.append(f"wrote {target}")
             if self.offline or self.dry_run:
                 verb = "would run" if self.dry_run else "left to the target system (--root):"
                 done(
@@ -277,6 +301,7 @@ class Deployer:
                     "udevadm trigger, systemctl daemon-reload"
                 )
                 return
+            udev = self.host.udev_running
             for tool, args in (
                 ("systemd-sysusers", (str(systemd.SYSUSERS_PATH),)),
                 ("udevadm", ("control", "--reload-rules")),
@@ -286,8 +311,17 @@ class Deployer:
                 ),
                 ("systemctl", ("daemon-reload",)),
             ):
+                if tool == "udevadm" and not udev:
+                    continue
                 self._tool(tool, *args)
                 done(f"✓ {tool} {' '.join(args)}")
+                if tool == "systemd-sysusers":
+                    self._done.append(f"created the {systemd.SERVICE_USER} user (systemd-sysusers)")
+            if not udev:
+                done(
+                    "– udev is not running here (a container?): the rules are installed for "
+                    "when it does; udevadm skipped"
+                )
             self._grant_secrets()
 
     def _grant_secrets(self) -> None:
@@ -331,6 +365,7 @@ class Deployer:
                 done(f"✓ enabled: {link}; not started (--root)")
                 return
             self._tool("systemctl", "enable", unit)
+            self._done.append(f"enabled {unit} (`sudo powerbridge deployment stop` undoes it)")
             result = self.host.run("systemctl", "restart", unit)
             state = self.host.active_state(unit)
             if result.returncode != 0 or state != "active":
@@ -357,6 +392,14 @@ class Deployer:
                 else:
                     self._tool("systemctl", "disable", "--now", unit)
                     done(f"✓ stopped and disabled ({self.host.active_state(unit)})")
+                    unit_file = systemd.under(self.root, systemd.UNIT_PATH)
+                    if unit_file.exists():
+                        try:
+                            unit_file.unlink()
+                        except OSError as exc:
+                            raise StepFailedError(f"cannot remove {unit_file}: {exc}") from None
+                        self._tool("systemctl", "daemon-reload")
+                        done(f"✓ removed {unit_file} (`deployment start` installs it again)")
             directory = self.data_dir(config)
             with self.step(f"close the deployment record in {db_path(directory)}") as done:
                 closed = self._close_record(config, done)
@@ -425,8 +468,34 @@ class Deployer:
             conn.close()
 
     # ============================================================================ status
+    def unreadable(self) -> bool:
+        """The configuration exists but this user may not read it (mode 0640, group powerbridge)."""
+        return self.config_path.is_file() and not os.access(self.config_path, os.R_OK)
+
+    def status_reduced(self) -> tuple[dict[str, Any], bool]:
+        """What a user who may not read the configuration can see: the service, from systemd."""
+        problems: list[str] = []
+        doc: dict[str, Any] = {
+            "v": 1,
+            "device_id": None,
+            "checked_at": isoformat_utc(self.clock.utcnow()),
+            "reduced": True,
+            "detail": (
+                f"{self.config_path} is not readable by this user: only the service is shown. "
+                "For the full status run it with sudo, or join the powerbridge group "
+                "(`sudo usermod -aG powerbridge $USER`, then log in again)"
+            ),
+            "service": self._status_service(problems),
+        }
+        problems.append("broker, meter and spool not checked: the configuration is not readable")
+        doc["healthy"] = False
+        doc["problems"] = problems
+        return doc, False
+
     def status(self) -> tuple[dict[str, Any], bool]:
         """The status document (see docs/deployment.md) and whether the bridge is healthy."""
+        if self.unreadable():
+            return self.status_reduced()
         config, device_id = self.load()
         doc: dict[str, Any] = {
             "v": 1,
@@ -438,6 +507,14 @@ class Deployer:
         retained, doc["broker"] = self._status_broker(config, device_id, problems)
         health = _json_or_none(retained.get("health"))
         doc["meter"] = self._status_meter(config, health)
+        stopped = doc["service"].get("state") in ("inactive", "failed", "not-installed")
+        if stopped and doc["meter"]["link"] is not None:
+            # The retained health report is the stopped service's last word, not the meter's.
+            last = "answering" if doc["meter"]["link"] else "not answering"
+            doc["meter"]["link"] = None
+            doc["meter"]["detail"] = (
+                f"not read: the service is {doc['service']['state']} (it last reported {last})"
+            )
         doc["last_sample"] = self._status_last_sample(config, retained.get("state"))
         doc["spool"] = self._status_spool(config, health)
         doc["deployment"] = self._status_deployment(config, retained.get("deployment"))
@@ -636,6 +713,27 @@ class Deployer:
             problems.append(f"newest reading {age:.0f} s old (more than {allowed:.0f} s)")
 
 
+def _same_deployment(kept: records.Deployment, new: records.Deployment) -> bool:
+    """A repeated ``start`` with the same details: the open record stays as it is."""
+    return (
+        kept.name,
+        kept.latitude,
+        kept.longitude,
+        kept.device_id,
+        kept.software_version,
+        kept.config_sha256,
+        kept.config_path,
+    ) == (
+        new.name,
+        new.latitude,
+        new.longitude,
+        new.device_id,
+        new.software_version,
+        new.config_sha256,
+        new.config_path,
+    )
+
+
 def _to_ms(value: datetime) -> datetime:
     """Millisecond precision: what the database and the payload keep."""
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
@@ -652,6 +750,13 @@ def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:
 
 def format_status(doc: dict[str, Any]) -> str:
     """The status document as lines for people."""
+    if doc.get("reduced"):
+        svc = doc["service"]
+        lines = ["bridge: reduced view (cannot tell whether it is healthy)"]
+        lines.append(f"  service      {svc['state']} ({svc['enabled']})")
+        lines.append(f"  note         {doc['detail']}")
+        lines.extend(f"  ✗ {problem}" for problem in doc["problems"])
+        return "\n".join(lines)
     lines = [f"bridge {doc['device_id']}: {'healthy' if doc['healthy'] else 'NOT HEALTHY'}"]
     svc = doc["service"]
     lines.append(f"  service      {svc['state']} ({svc['enabled']})")

@@ -288,6 +288,13 @@ class Host:
             return self.which("systemctl") is not None
         return Path("/run/systemd/system").is_dir() and self.which("systemctl") is not None
 
+    @property
+    def udev_running(self) -> bool:
+        """Can ``udevadm control`` reach udevd?  Not in containers, where udev does not run."""
+        if self._tool_path:
+            return self.which("udevadm") is not None
+        return self.which("udevadm") is not None and Path("/run/udev/control").exists()
+
     def which(self, tool: str) -> str | None:
         """The tool's path; with a tool path set, only that directory is searched."""
         if self._tool_path:

@@ -259,7 +259,7 @@ def run_client(config: ClientConfig, *, source: Path, dry_run: bool = False) -> 
         config, host=address[0], port=address[1], dry_run=dry_run, key=key
     )
     holder.append(runtime)
-    log.warning("%s", describe(runtime))
+    log.info("%s", describe(runtime))
     if stop.is_set():
         return 0
     listener.start()
@@ -267,5 +267,5 @@ def run_client(config: ClientConfig, *, source: Path, dry_run: bool = False) -> 
         runtime.run()
     finally:
         listener.stop()
-    log.warning("shutdown client stopped")
+    log.info("shutdown client stopped")
     return 0

@@ -9,6 +9,7 @@ last will says ``offline``.
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -125,6 +126,14 @@ class Listener:
             self._on_event(Disconnected(self._clock.monotonic()))
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho does not pass the cause: a name that does not resolve is told apart here.
+        try:
+            socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self._failure.failed(
+                f"cannot resolve {self.host}: {exc.strerror or exc} (check mqtt.host)"
+            )
+            return
         self._failure.failed("cannot connect (is the broker running and reachable?)")
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:

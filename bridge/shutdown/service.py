@@ -122,6 +122,7 @@ Type=simple
 ExecStart={exec_start}
 Restart=always
 RestartSec=5
+SyslogIdentifier=powerbridge-client
 # Runs as root: powering off needs it, and pre-shutdown hooks may too.
 TimeoutStopSec=30
 

@@ -133,7 +133,9 @@ def test_acl_that_does_not_let_the_bridge_publish(
     assert code == 1
     broker = line(lines, "broker")
     assert "never came back" in broker
-    assert "powerbridge/intruder/#" in fix_after(lines, "broker")
+    fix = fix_after(lines, "broker")
+    assert f"is the broker's user for device id {DEVICE}, not intruder" in fix
+    assert f"set device.id: {DEVICE}" in fix
 
 
 def test_unreachable_broker(write_config: ConfigWriter, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bridge.config import parse_bridge_config
@@ -45,7 +46,10 @@ def test_unit_has_notify_watchdog_restart_and_hardening(tmp_path: Path) -> None:
     exec_start = d["Service.ExecStart"][0]
     assert exec_start.endswith(" run --config /etc/powerbridge/bridge.yaml")
     assert exec_start.startswith("/")
-    assert "@" not in unit.replace("@system", "")  # every placeholder filled
+    assert not re.search(r"@[A-Z_]+@", unit)  # every placeholder filled
+    assert d["Service.SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert d["Service.SystemCallErrorNumber"] == ["EPERM"]
+    assert d["Service.ProtectProc"] == ["invisible"]
 
 
 def test_device_allow_follows_the_configuration() -> None:
