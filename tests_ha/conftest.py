@@ -37,17 +37,24 @@ outages are dated relative to it and "today" is T0's day (``frozen_at_t0``)."""
 
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load custom_components/powerbridge."""
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let Home Assistant load custom_components/powerbridge (not for ``without_hass``
+    tests, which test the component's pure modules with no Home Assistant instance)."""
+    if request.node.get_closest_marker("without_hass") is None:
+        request.getfixturevalue("enable_custom_integrations")
 
 
 @pytest.fixture(autouse=True)
-def frozen_at_t0(freezer: FrozenDateTimeFactory) -> FrozenDateTimeFactory:
+def frozen_at_t0(request: pytest.FixtureRequest) -> FrozenDateTimeFactory | None:
     """Every test runs with Home Assistant's clock at T0 (moved on only by the test).
 
     The component counts "outages today" and outage durations on Home Assistant's clock;
     a test that dated outages at T0 but let the clock run would pass on T0's day only.
+    ``without_hass`` tests inject their days instead.
     """
+    if request.node.get_closest_marker("without_hass") is not None:
+        return None
+    freezer: FrozenDateTimeFactory = request.getfixturevalue("freezer")
     freezer.move_to(T0)
     return freezer
 

@@ -2,11 +2,12 @@
 
 :class:`BridgeRuntime` is created per config entry.  It subscribes to the bridge's
 ``status``, ``mains``, ``events``, ``state`` and ``health`` topics and to every shutdown
-client's ``state`` and ``status``; it keeps the outage history in a
-:class:`~homeassistant.helpers.storage.Store`, fires the public bus events and tells
-the entities to refresh through the dispatcher.
+client's ``state`` and ``status``; it feeds the bridge's messages to the outage history
+(:class:`~.history.OutageHistory`, a pure state machine), keeps that history in a
+:class:`~homeassistant.helpers.storage.Store`, fires the public bus events and tells the
+entities to refresh through the dispatcher.
 
-Where the facts come from:
+Where the facts come from (the rules are in history.py):
 
 * ``mains`` (retained, QoS 1, refreshed every 30 s) drives the live view: an outage
   starts or ends when a *new* announcement (a ``seq`` not seen before) changes the state.
@@ -30,7 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,31 +56,14 @@ from .const import (
     EVENT_BRIDGE_OFFLINE,
     EVENT_BRIDGE_ONLINE,
     EVENT_COUNTDOWN_STARTED,
-    EVENT_OUTAGE_ENDED,
-    EVENT_OUTAGE_STARTED,
-    HISTORY_SIZE,
     LIVE_UPDATE_INTERVAL_S,
     STORAGE_VERSION,
 )
 from .devices import async_device_id
+from .history import OutageHistory, OutageRecord, Outcome, StoredHistory
 
 _LOGGER = logging.getLogger(__name__)
-_EVENT_SEQS_KEPT = 200
 _SAVE_DELAY_S = 2.0
-
-
-@dataclass(slots=True)
-class OutageRecord:
-    """One finished outage in the component's history."""
-
-    started: str | None
-    """ISO-8601 UTC (``None`` when only the duration is known)."""
-    ended: str
-    duration_s: float | None
-    energy_wh: float | None
-    end_seq: int
-    """``seq`` of the ``mains`` announcement that ended it (the record's identity)."""
-    replayed: bool = False
 
 
 @dataclass(slots=True)
@@ -96,21 +80,6 @@ class ClientInfo:
             return None
         elapsed = (now - self.received).total_seconds()
         return max(0.0, self.state.seconds_left - max(0.0, elapsed))
-
-
-@dataclass(slots=True)
-class _Stored:
-    last_seq: int | None = None
-    last_on: bool | None = None
-    outage_started: str | None = None
-    outage_start_seq: int | None = None
-    energy_at_start_wh: float | None = None
-    energy_total_wh: float = 0.0
-    today: str | None = None
-    outages_today: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    event_seqs: list[int] = field(default_factory=list)
-    clients: list[str] = field(default_factory=list)
 
 
 _HAS_RUNTIME_DATA = "runtime_data" in getattr(ConfigEntry, "__annotations__", {})
@@ -176,7 +145,11 @@ class BridgeRuntime:
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{self.device_id}"
         )
-        self._data = _Stored()
+        self.history = OutageHistory(
+            StoredHistory(),
+            today=lambda: dt_util.now().date(),
+            local_date=lambda instant: dt_util.as_local(instant).date(),
+        )
         self.online: bool | None = None
         self.last_seen: datetime | None = None
         self.mains: protocol.Mains | None = None
@@ -192,13 +165,10 @@ class BridgeRuntime:
     # ------------------------------------------------------------------ lifecycle
     async def async_start(self) -> None:
         """Load the history, then subscribe (retained messages arrive right away)."""
-        stored = await self._store.async_load()
-        if stored:
-            known = set(_Stored.__dataclass_fields__)
-            self._data = _Stored(**{k: v for k, v in stored.items() if k in known})
-        for client_id in self._data.clients:
+        self.history.data = StoredHistory.from_dict(await self._store.async_load())
+        for client_id in self.history.data.clients:
             self.clients[client_id] = ClientInfo(client_id)
-        self._roll_day()
+        self.history.roll_day()
         subscriptions: list[tuple[str, Callable[[ReceiveMessage], None], int]] = [
             (protocol.bridge_topic(self.base, self.device_id, "status"), self._on_status, 1),
             (protocol.bridge_topic(self.base, self.device_id, "mains"), self._on_mains, 1),
@@ -239,43 +209,33 @@ class BridgeRuntime:
 
     @property
     def mains_on(self) -> bool | None:
-        return self._data.last_on
+        return self.history.last_on
 
     @property
     def in_outage(self) -> bool:
-        return self._data.last_on is False
+        return self.history.in_outage
 
     def outage_duration(self, now: datetime | None = None) -> float | None:
         """Seconds the current outage has lasted (``0`` with mains present, ``None`` unknown)."""
-        if self.mains is None or self.mains_received is None or self._data.last_on is None:
+        last_on = self.history.last_on
+        if self.mains is None or self.mains_received is None or last_on is None:
             return None
-        if self._data.last_on:
+        if last_on:
             return 0.0
         now = now or dt_util.utcnow()
         return self.mains.elapsed_s + max(0.0, (now - self.mains_received).total_seconds())
 
     @property
     def last_outage(self) -> OutageRecord | None:
-        return OutageRecord(**self._data.history[0]) if self._data.history else None
+        return self.history.last_outage
 
     @property
     def outages_today(self) -> int:
-        self._roll_day()
-        return self._data.outages_today
+        return self.history.outages_today
 
     def outage_energy_wh(self) -> float | None:
         """Energy used during all outages so far, including the running one (Wh)."""
-        if self.energy_wh is None and self._data.energy_total_wh == 0.0:
-            return None
-        return self._data.energy_total_wh + (self._current_outage_energy() or 0.0)
-
-    def _current_outage_energy(self) -> float | None:
-        return self._energy_since_outage_start() if self.in_outage else None
-
-    def _energy_since_outage_start(self) -> float | None:
-        if self.energy_wh is None or self._data.energy_at_start_wh is None:
-            return None
-        return max(0.0, self.energy_wh - self._data.energy_at_start_wh)
+        return self.history.outage_energy_wh(self.energy_wh)
 
     # ------------------------------------------------------------------ inbound
     @callback
@@ -319,48 +279,9 @@ class BridgeRuntime:
         self._seen()
         self.mains = mains
         self.mains_received = dt_util.utcnow()
-        data = self._data
-        if mains.seq != data.last_seq:
-            previous = data.last_on
-            data.last_seq = mains.seq
-            data.last_on = mains.on
-            if not mains.on:
-                self._outage_started(mains)
-            elif previous is False:
-                self._outage_ended_by_mains(mains)
-            self._save()
+        self._apply(self.history.mains(mains, self.energy_wh))
         self._update_live_timer()
         self._notify()
-
-    def _outage_started(self, mains: protocol.Mains) -> None:
-        data = self._data
-        data.outage_started = protocol.isoformat_utc(mains.since)
-        data.outage_start_seq = mains.seq
-        data.energy_at_start_wh = self.energy_wh
-        if dt_util.as_local(mains.since).date() == dt_util.now().date():
-            self._roll_day()
-            data.outages_today += 1
-        self._fire(
-            EVENT_OUTAGE_STARTED,
-            {"started": data.outage_started, "seq": mains.seq, "source": mains.source},
-        )
-
-    def _outage_ended_by_mains(self, mains: protocol.Mains) -> None:
-        data = self._data
-        started = data.outage_started
-        duration = mains.last_outage_s
-        if duration is None and started is not None:
-            duration = max(0.0, (mains.since - _parse(started)).total_seconds())
-        energy = self._energy_since_outage_start()
-        self._finish_outage(
-            OutageRecord(
-                started=started,
-                ended=protocol.isoformat_utc(mains.since),
-                duration_s=duration,
-                energy_wh=energy,
-                end_seq=mains.seq,
-            )
-        )
 
     @callback
     def _on_event(self, msg: ReceiveMessage) -> None:
@@ -371,62 +292,16 @@ class BridgeRuntime:
             self._invalid("events", msg.topic, exc)
             return
         self._seen()
-        data = self._data
-        if event.seq in data.event_seqs:
-            return  # at-least-once delivery: a duplicate
-        data.event_seqs = [*data.event_seqs, event.seq][-_EVENT_SEQS_KEPT:]
-        if event.type == "outage_ended" and event.ended is not None:
-            known = next((h for h in data.history if h["end_seq"] == event.mains_seq), None)
-            if known is not None:
-                # Same outage as seen live: the event carries the exact times.
-                known["started"] = protocol.isoformat_utc(event.started)
-                known["ended"] = protocol.isoformat_utc(event.ended)
-                if event.duration_s is not None:
-                    known["duration_s"] = event.duration_s
-            else:
-                # Does it end the outage whose start we saw?  The bridge may publish the
-                # event before the ``mains`` announcement it refers to.
-                tracked = (
-                    data.outage_start_seq is not None and data.outage_start_seq < event.mains_seq
-                )
-                record = OutageRecord(
-                    started=protocol.isoformat_utc(event.started),
-                    ended=protocol.isoformat_utc(event.ended),
-                    duration_s=event.duration_s,
-                    energy_wh=self._energy_since_outage_start() if tracked else None,
-                    end_seq=event.mains_seq,
-                    # Older than the newest announcement we know: the bridge replays it.
-                    replayed=data.last_seq is not None and event.mains_seq < data.last_seq,
-                )
-                if not tracked and dt_util.as_local(event.started).date() == dt_util.now().date():
-                    self._roll_day()
-                    data.outages_today += 1  # an outage we never saw start
-                self._finish_outage(record)
-        self._save()
-        self._notify()
+        if self._apply(self.history.event(event, self.energy_wh)):
+            self._notify()
 
-    def _finish_outage(self, record: OutageRecord) -> None:
-        data = self._data
-        if any(h["end_seq"] == record.end_seq for h in data.history):
-            return
-        data.history = [asdict(record), *data.history][:HISTORY_SIZE]
-        if record.energy_wh is not None:
-            data.energy_total_wh += record.energy_wh
-        if data.outage_start_seq is not None and data.outage_start_seq < record.end_seq:
-            data.outage_started = None
-            data.outage_start_seq = None
-            data.energy_at_start_wh = None
-        self._fire(
-            EVENT_OUTAGE_ENDED,
-            {
-                "started": record.started,
-                "ended": record.ended,
-                "duration_s": record.duration_s,
-                "energy_wh": record.energy_wh,
-                "seq": record.end_seq,
-                "replayed": record.replayed,
-            },
-        )
+    def _apply(self, outcome: Outcome) -> bool:
+        """Save and fire what the history decided; ``True`` if anything changed."""
+        for fired in outcome.fired:
+            self._fire(fired.event_type, fired.data)
+        if outcome.changed:
+            self._save()
+        return outcome.changed
 
     @callback
     def _on_state(self, msg: ReceiveMessage) -> None:
@@ -439,8 +314,7 @@ class BridgeRuntime:
             return
         self.energy_wh = energy
         if self.in_outage:
-            if self._data.energy_at_start_wh is None:
-                self._data.energy_at_start_wh = energy
+            if self.history.energy(energy):
                 self._save()
             self._notify()
 
@@ -515,8 +389,7 @@ class BridgeRuntime:
         if info is None:
             info = self.clients[client_id] = ClientInfo(client_id)
             info.online = self._client_status.pop(client_id, None)
-        if client_id not in self._data.clients:
-            self._data.clients = sorted([*self._data.clients, client_id])
+        if self.history.add_client(client_id):
             self._save()
             async_dispatcher_send(self.hass, signal_new_client(self.entry.entry_id), client_id)
         return info
@@ -568,17 +441,11 @@ class BridgeRuntime:
         self._store.async_delay_save(self._as_dict, _SAVE_DELAY_S)
 
     def _as_dict(self) -> dict[str, Any]:
-        return asdict(self._data)
-
-    def _roll_day(self) -> None:
-        today = dt_util.now().date().isoformat()
-        if self._data.today != today:
-            self._data.today = today
-            self._data.outages_today = 0
+        return self.history.as_dict()
 
     @callback
     def _midnight(self, _now: datetime) -> None:
-        self._roll_day()
+        self.history.roll_day()
         self._save()
         self._notify()
 
@@ -649,10 +516,3 @@ def _raw(msg: ReceiveMessage) -> bytes:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else protocol.isoformat_utc(value)
-
-
-def _parse(value: str) -> datetime:
-    parsed = dt_util.parse_datetime(value)
-    if parsed is None:  # pragma: no cover - only ever parses what isoformat_utc wrote
-        raise ValueError(value)
-    return parsed
