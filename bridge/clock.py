@@ -6,9 +6,11 @@ used to label facts for humans and archives.  Tests pass a :class:`ManualClock`.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
 
 
 class Clock(Protocol):
@@ -67,3 +69,30 @@ def parse_utc(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a timezone: {text!r}")
     return value.astimezone(UTC)
+
+
+TIME_ERROR: Final = 5
+"""``adjtimex(2)`` clock state: the kernel's clock is not synchronised."""
+
+
+def kernel_clock_synchronised() -> bool | None:
+    """Whether the kernel's clock is synchronised (``adjtimex(2)`` read-only, ``modes = 0``;
+    what ``timedatectl`` shows as *System clock synchronized*).
+
+    ``None`` where the kernel cannot be asked (not Linux, no ``adjtimex``).  The one probe of
+    this fact: the health snapshot and the deployment checks both call it.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        adjtimex = libc.adjtimex
+    except (OSError, AttributeError):
+        return None
+    # struct timex is at most ~208 bytes on 64-bit Linux; ``modes`` (first field) stays 0.
+    buffer = ctypes.create_string_buffer(512)
+    state = int(adjtimex(buffer))
+    if state < 0:
+        return None
+    return state != TIME_ERROR

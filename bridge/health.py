@@ -13,8 +13,6 @@ The daemon adds what only it knows (meter link, broker link, spool) through
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import dataclasses
 import logging
 import math
@@ -27,7 +25,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from bridge import __version__
-from bridge.clock import Clock, SystemClock, isoformat_utc
+from bridge.clock import Clock, SystemClock, isoformat_utc, kernel_clock_synchronised
 from bridge.config.bridge import HealthConfig
 from bridge.model import HealthSnapshot
 
@@ -47,9 +45,6 @@ UNDER_VOLTAGE_OCCURRED: Final = 1 << 16
 FREQ_CAPPED_OCCURRED: Final = 1 << 17
 THROTTLED_OCCURRED: Final = 1 << 18
 SOFT_TEMP_LIMIT_OCCURRED: Final = 1 << 19
-
-TIME_ERROR: Final = 5
-"""``adjtimex`` return value when the kernel's clock is not synchronised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +326,7 @@ class HealthMonitor:
     def clock_synchronised(self) -> bool | None:
         """Kernel NTP state (``adjtimex``), else ``timedatectl``, else unknown."""
         if self.commands.adjtimex:
-            found = self._probe("adjtimex", _adjtimex_synchronised)
+            found = self._probe("adjtimex", kernel_clock_synchronised)
             if found is not None:
                 return found
         argv = self.commands.timedatectl
@@ -378,22 +373,6 @@ class HealthMonitor:
             process_rss_mb=self.process_rss_mb(),
             extra=extra,
         )
-
-
-def _adjtimex_synchronised() -> bool | None:
-    """Ask the kernel with ``adjtimex(2)`` in read-only mode (``modes = 0``)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name, use_errno=True)
-    if not hasattr(libc, "adjtimex"):
-        return None
-    # struct timex is at most ~208 bytes on 64-bit Linux; ``modes`` (first field) stays 0.
-    buffer = ctypes.create_string_buffer(512)
-    state = int(libc.adjtimex(buffer))
-    if state < 0:
-        return None
-    return state != TIME_ERROR
 
 
 # --------------------------------------------------------------------------- consumers

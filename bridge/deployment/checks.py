@@ -15,8 +15,6 @@ being opened a second time.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import enum
 import logging
 import os
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bridge import identity
-from bridge.clock import Clock, SystemClock, parse_utc
+from bridge.clock import Clock, SystemClock, kernel_clock_synchronised, parse_utc
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.deployment import systemd
 from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
@@ -84,29 +82,6 @@ CHECK_NAMES: Final = tuple(CHECK_TITLES)
 
 MIN_WALL_CLOCK: Final = datetime(2025, 1, 1, tzinfo=UTC)
 """A wall clock before this was never set (a Pi without RTC boots in the past)."""
-
-TIME_ERROR: Final = 5
-"""adjtimex(2) clock state: the kernel's clock is not synchronised."""
-
-
-def kernel_clock_synchronised() -> bool | None:
-    """What the kernel says (``adjtimex``, as ``timedatectl``'s *System clock synchronized*).
-
-    ``None`` where it cannot be asked (not Linux).
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        adjtimex = libc.adjtimex
-    except (OSError, AttributeError):
-        return None
-    buf = ctypes.create_string_buffer(512)  # struct timex with modes = 0: read only
-    state = adjtimex(buf)
-    if state < 0:
-        return None
-    return bool(state != TIME_ERROR)
 
 
 @dataclass
