@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 
@@ -71,12 +72,15 @@ def test_advertised_endpoint_points_clients_at_the_network_listener() -> None:
 
 
 def test_advertise_and_browse_on_loopback() -> None:
+    # A device id of this run only: another run on the same host (or a bridge on the
+    # network) advertising "rack-a" would make mDNS rename ours "rack-a-2".
+    device_id = f"rack-{uuid.uuid4().hex[:8]}"
     with advertise_broker(
-        "127.0.0.1", 18883, "rack-a", True, addresses=LOOPBACK, interfaces=LOOPBACK
+        "127.0.0.1", 18883, device_id, True, addresses=LOOPBACK, interfaces=LOOPBACK
     ) as ad:
-        assert ad.name == "powerbridge rack-a._mqtt._tcp.local."
+        assert ad.name == f"powerbridge {device_id}._mqtt._tcp.local."
         brokers = browse_broker(1.0, interfaces=LOOPBACK)
-    (broker,) = [b for b in brokers if b.device_id == "rack-a"]
+    (broker,) = [b for b in brokers if b.device_id == device_id]
     assert broker.port == 18883
     assert broker.tls is True
     assert broker.host == "127.0.0.1"
