@@ -293,6 +293,7 @@ def test_a_real_bridge_refuses_and_wait_fails(
         bridge.close()
 
 
+@pytest.mark.realtime  # real confirmation timers against --for 0.3 s
 def test_mains_watch_before_any_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
