@@ -238,8 +238,9 @@ class MainsSensor:
 
         self._current = store.last_event()
         self._last_seq = max(store.last_seq(), self._current.seq if self._current else 0)
-        announced = self._current.state if self._current else MainsState.UNKNOWN
-        self._debouncer = MainsDebouncer(config.confirm_off, config.confirm_on, announced)
+        # The restored state is history: after a start the input is confirmed afresh (its
+        # first level is announced once it has lasted its window, even if it is unchanged).
+        self._debouncer = MainsDebouncer(config.confirm_off, config.confirm_on)
         self._gpio = MainsState.UNKNOWN
         self._meter = MainsState.UNKNOWN
         self._meter_alive_mono: float | None = None

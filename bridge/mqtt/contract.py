@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -42,6 +43,11 @@ QOS_STATE: Final = 0
 QOS_HEALTH: Final = 0
 QOS_DISCOVERY: Final = 1
 QOS_CMD: Final = 1
+
+MAINS_STATES: Final = (MainsState.ON.value, MainsState.OFF.value, MainsState.UNKNOWN.value)
+"""``unknown``: the bridge has just started and is still confirming its input."""
+BOOT_ID_LENGTH: Final = 16
+_BOOT_RE: Final = re.compile(r"[0-9a-f]{8,64}")
 
 BRIDGE_COMMANDS: Final = ("simulate", "republish")
 CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
@@ -244,6 +250,14 @@ class MainsPayload:
     ``elapsed_s`` is how long the state had lasted when the bridge published this
     message, on the bridge's monotonic clock: a client adds its own monotonic time
     since receipt and so never needs the two machines' clocks to agree.
+
+    ``state`` is ``unknown`` right after a bridge starts, until its input has been
+    stable for the confirmation window (a state persisted before the start is
+    history, not the present).  ``boot`` identifies one run of the bridge (random at
+    every start) and ``n`` counts that run's ``mains`` messages (announcements and
+    refreshes alike, from 1): with ``seq``, which never goes backwards for a device,
+    they order every message without any wall clock (see
+    :mod:`bridge.shutdown.intake`).
     """
 
     device: str
@@ -252,6 +266,10 @@ class MainsPayload:
     seq: int
     ts: datetime
     elapsed_s: float
+    boot: str = ""
+    """Random id of this run of the bridge (:data:`BOOT_ID_LENGTH` hex digits)."""
+    n: int = 0
+    """Counter of ``mains`` messages in this run, from 1."""
     source: str = "gpio"
     outage_count: int = 0
     """Outages announced by this bridge since it was installed (persistent)."""
@@ -268,6 +286,8 @@ class MainsPayload:
             "seq": self.seq,
             "ts": isoformat_utc(self.ts),
             "elapsed_s": round(self.elapsed_s, 3),
+            "boot": self.boot,
+            "n": self.n,
             "source": self.source,
             "outage_count": self.outage_count,
             "last_outage_s": None if self.last_outage_s is None else round(self.last_outage_s, 3),
@@ -283,8 +303,14 @@ class MainsPayload:
     def decode(cls, raw: bytes) -> MainsPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
         state_text = _field(data, "state", str)
-        if state_text not in (MainsState.ON.value, MainsState.OFF.value):
+        if state_text not in MAINS_STATES:
             raise PayloadError(f"unknown mains state {state_text!r}")
+        boot = _field(data, "boot", str)
+        if not _BOOT_RE.fullmatch(boot):
+            raise PayloadError("field 'boot' is not a run id")
+        n = _seq(data, "n")
+        if n < 1:
+            raise PayloadError("field 'n' out of range")
         sig = data.get("sig")
         if sig is not None and not isinstance(sig, str):
             raise PayloadError("field 'sig' has the wrong type")
@@ -298,6 +324,8 @@ class MainsPayload:
             seq=_seq(data),
             ts=_time(data, "ts"),
             elapsed_s=_finite(data, "elapsed_s", minimum=0.0),
+            boot=boot,
+            n=n,
             source=source,
             outage_count=_seq(data, "outage_count") if "outage_count" in data else 0,
             last_outage_s=(

@@ -322,9 +322,15 @@ def mains_payload(
     clock: Clock,
     outage_count: int,
     last_outage_s: float | None,
+    boot: str,
+    n: int,
     key: bytes | None = None,
 ) -> bytes:
-    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed."""
+    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed.
+
+    ``boot``/``n``: this run's id and the message's number in it (see
+    :class:`~bridge.mqtt.contract.MainsPayload`).
+    """
     payload = MainsPayload(
         device=device,
         state=event.state,
@@ -332,6 +338,8 @@ def mains_payload(
         seq=event.seq,
         ts=clock.utcnow(),
         elapsed_s=max(0.0, clock.monotonic() - event.began_monotonic),
+        boot=boot,
+        n=n,
         source=event.source,
         outage_count=outage_count,
         last_outage_s=last_outage_s,

@@ -20,6 +20,7 @@ from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.listener import Listener
+from bridge.shutdown.memory import ReplayMemory, default_memory_path
 from bridge.shutdown.runtime import ClientRuntime, Stop, SuspendAwareClock, client_identity
 
 log = logging.getLogger("bridge.shutdown")
@@ -109,12 +110,22 @@ def build_client(
     actions: Actions | None = None,
     dry_run: bool = False,
     key: bytes | None = None,
+    memory_path: Path | None = None,
 ) -> tuple[ClientRuntime, Listener]:
+    """The runtime and its listener; the replay memory lives in ``memory_path`` (default
+    :func:`~bridge.shutdown.memory.default_memory_path`, or ``client.memory_file``)."""
     clock = clock or SuspendAwareClock()
     client_id, name = client_identity(config)
     actions = actions or Actions(config.shutdown, dry_run=dry_run or config.shutdown.dry_run)
+    path = memory_path or memory_file(config)
     runtime = ClientRuntime(
-        config, clock=clock, actions=actions, key=key, client_id=client_id, name=name
+        config,
+        clock=clock,
+        actions=actions,
+        key=key,
+        client_id=client_id,
+        name=name,
+        memory=ReplayMemory(path),
     )
     listener = Listener(
         config.mqtt,
@@ -130,6 +141,13 @@ def build_client(
     )
     runtime.publisher = listener
     return runtime, listener
+
+
+def memory_file(config: ClientConfig) -> Path:
+    """This client's replay memory file (``client.memory_file`` or the default)."""
+    if config.client.memory_file:
+        return Path(config.client.memory_file)
+    return default_memory_path(client_identity(config)[0])
 
 
 def describe(runtime: ClientRuntime) -> str:
@@ -159,10 +177,17 @@ def start_client(
     clock: Clock | None = None,
     actions: Actions | None = None,
     key: bytes | None = None,
+    memory_path: Path | None = None,
 ) -> RunningClient:
     """Start a client in a background thread (for tests and the demo)."""
     runtime, listener = build_client(
-        config, host=host, port=port, clock=clock, actions=actions, key=key
+        config,
+        host=host,
+        port=port,
+        clock=clock,
+        actions=actions,
+        key=key,
+        memory_path=memory_path,
     )
     thread = threading.Thread(target=runtime.run, name="powerbridge-client", daemon=True)
     thread.start()

@@ -40,6 +40,7 @@ from bridge.mqtt.contract import (
 from bridge.shutdown.actions import Actions, ShutdownOutcome
 from bridge.shutdown.discovery import client_discovery
 from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejections
+from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker
 
@@ -49,6 +50,8 @@ QOS_CLIENT: Final = QOS_CLIENT_STATE
 STATE_INTERVAL: Final = 5.0
 """While counting, the retained state (with ``seconds_left``) is republished this often."""
 MAX_SLEEP: Final = 60.0
+RETRY_AFTER: Final = 60.0
+"""A shutdown whose every command failed is tried again this long after, while it is due."""
 HA_REPUBLISH_MIN: Final = 0.5
 HA_REPUBLISH_MAX: Final = 3.0
 
@@ -157,6 +160,7 @@ class ClientRuntime:
         name: str | None = None,
         publisher: Publisher | None = None,
         spawn: Callable[[Callable[[], None]], None] = _spawn_thread,
+        memory: ReplayMemory | None = None,
     ) -> None:
         default_id, default_name = client_identity(config)
         self.client_id = client_id or default_id
@@ -175,6 +179,9 @@ class ClientRuntime:
             max_age=config.signing.max_age,
             allow_remote=config.shutdown.allow_remote,
         )
+        self.memory = memory
+        if memory is not None:
+            self.intake.restore(memory.load())
         self.tracker = Tracker(config.bridges, clock.monotonic())
         self.rejections = Rejections(log, clock.monotonic)
         self._queue: queue.Queue[Event] = queue.Queue()
@@ -194,6 +201,7 @@ class ClientRuntime:
         """How many times the shutdown action was started (at most once unless dry run)."""
         self._latched = False
         self._outcome: ShutdownOutcome | None = None
+        self._retry_at: float | None = None
         self._warned: set[float] = set()
         self._notices: set[tuple[str, str | None]] = set()
         self._last_state: dict[str, Any] | None = None
@@ -245,8 +253,7 @@ class ClientRuntime:
         elif isinstance(event, Disconnected):
             self.tracker.disconnected(event.at)
         elif isinstance(event, ActionDone):
-            self._outcome = event.outcome
-            self._last_state = None
+            self._action_done(event.outcome)
 
     def _message(self, msg: Message) -> None:
         route = self._routes.get(msg.topic)
@@ -280,11 +287,19 @@ class ClientRuntime:
         if isinstance(result, Ignored):
             log.debug("%s: %s", msg.topic, result.reason)
             return
+        if self.memory is not None:
+            self.memory.save(self.intake.marks)
         self._apply_mains(result)
 
     def _apply_mains(self, fact: MainsFact) -> None:
         kind = self.tracker.mains(fact)
-        if kind == "new":
+        if kind == "confirming":
+            log.warning(
+                "%s has (re)started and is confirming its mains input (announcement %d)",
+                fact.device_id,
+                fact.seq,
+            )
+        elif kind == "new":
             word = "OFF (outage)" if fact.state is MainsState.OFF else "on"
             log.warning(
                 "%s announces mains %s (announcement %d, lasting %.1f s when published%s)",
@@ -336,14 +351,22 @@ class ClientRuntime:
         self._log_transition(previous, decision)
         self._log_notices(decision)
         if decision.phase is Phase.SHUTDOWN:
+            if self._latched and self._retry_at is not None and now >= self._retry_at:
+                log.warning("trying the shutdown again (the last attempt failed)")
+                self._latched = False
             self._shutdown(decision)
-        elif decision.phase is Phase.COUNTING:
+        elif decision.phase is Phase.COUNTING and not self._latched:
             self._warn_users(decision)
-        else:
+        elif decision.phase is Phase.IDLE:
             self._warned.clear()
-            if self._latched and self.actions.dry_run and self._outcome is not None:
-                self._latched = False  # dry run: ready to "shut down" again next outage
+            if self._latched and self._outcome is not None:
+                # The action has returned and we are still here (a test command, a dry run,
+                # a refused poweroff) and the shutdown is no longer due: watch again, so
+                # that the next outage is handled like the first.
+                log.warning("the shutdown is no longer due (%s): watching again", decision.reason)
+                self._latched = False
                 self._outcome = None
+                self._retry_at = None
         if self._republish_at is not None and now >= self._republish_at:
             self._republish_at = None
             self._publish_discovery()
@@ -373,6 +396,8 @@ class ClientRuntime:
         if self._latched:
             return
         self._latched = True
+        self._outcome = None
+        self._retry_at = None
         self.shutdowns += 1
         if decision.cause is Cause.REMOTE:
             self.tracker.remote_cancel()  # acted on: a request is obeyed once
@@ -388,6 +413,29 @@ class ClientRuntime:
             self.submit(ActionDone(outcome))
 
         self._spawn(work)
+
+    def _action_done(self, outcome: ShutdownOutcome) -> None:
+        self._outcome = outcome
+        self._last_state = None
+        if outcome.dry_run:
+            return
+        if outcome.ok:
+            log.warning(
+                "the shutdown command has returned with exit 0 (attempt %d); this client "
+                "watches again once the shutdown is no longer due",
+                self.shutdowns,
+            )
+            return
+        self._retry_at = self.clock.monotonic() + RETRY_AFTER
+        results = "; ".join(
+            f"{r.invocation}: {r.error or f'exit {r.returncode}'}" for r in outcome.commands
+        )
+        log.critical(
+            "shutdown attempt %d failed (%s); trying again in %.0f s while it is due",
+            self.shutdowns,
+            results or "no command",
+            RETRY_AFTER,
+        )
 
     def _warn_users(self, decision: Decision) -> None:
         left = decision.seconds_left
@@ -510,6 +558,8 @@ class ClientRuntime:
             wake = min(wake, decision.next_check)
         if self._republish_at is not None:
             wake = min(wake, self._republish_at)
+        if self._retry_at is not None:
+            wake = min(wake, self._retry_at)
         if self.phase_name == "counting" and self.publisher is not None and self._connected():
             wake = min(wake, self._last_state_at + STATE_INTERVAL)
         return max(wake, now + 0.01)  # never a busy loop

@@ -220,7 +220,7 @@ def test_service_check_asks_systemctl(
     publisher.publish(
         topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
     )
-    mains = MainsPayload(DEVICE, MainsState.ON, now, 3, now, 12.0)
+    mains = MainsPayload(DEVICE, MainsState.ON, now, 3, now, 12.0, boot="0123456789abcdef", n=1)
     publisher.publish(topics.mains, mains.encode(), retain=True)
     publisher.disconnect()
     code, lines = run(capsys, "-c", str(write_config()), "--skip", "clock")

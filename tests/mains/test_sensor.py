@@ -201,14 +201,19 @@ def test_restart_during_outage_keeps_start_and_sequence(tmp_path: Path) -> None:
     assert sensor2.current.seq == outage_seq
     pin2 = factory2.pin(4)  # pulled down: off, as the mains is
     with sensor2:
+        restarted = clock.utcnow()
         settle(sensor2, clock, 10)
-        assert rec2.events == []  # nothing re-announced
+        # The stored state is history: the pin is confirmed afresh and announced as what
+        # this run has seen (off since its start), with a sequence number of its own.
+        assert [(e.state, e.seq, e.began) for e in rec2.events] == [
+            (OFF, outage_seq + 1, restarted)
+        ]
         back = clock.utcnow()
         pin2.drive_high()
         settle(sensor2, clock, 2)
     factory2.close()
-    assert [e.state for e in rec2.events] == [ON]
-    assert rec2.events[0].seq == outage_seq + 1
+    assert [e.state for e in rec2.events] == [OFF, ON]
+    assert rec2.events[1].seq == outage_seq + 2
     done = make_store(tmp_path, clock).last_finished()
     assert done is not None
     assert done.started == cut_utc
