@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import socket
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -135,7 +136,9 @@ class MqttLink:
         self._v5 = config.protocol == "5"
         self._client = configured_client(
             config,
-            client_id=config.client_id or f"powerbridge-bridge-{device_id}",
+            # Random per run: another broker user cannot take the bridge's connection over
+            # by connecting with its client id (Mosquitto drops the older of two).
+            client_id=config.client_id or f"powerbridge-bridge-{device_id}-{secrets.token_hex(6)}",
             username=config.username or bridge_user(device_id),
             password=config.password(),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -131,7 +132,12 @@ def build_client(
         config.mqtt,
         host=host,
         port=port,
-        mqtt_client_id=config.mqtt.client_id or f"powerbridge-client-{client_id}",
+        # Random per run: nobody can take this connection over by guessing its id, and a
+        # second process with the same identity (a foreground test run next to the
+        # service) does not make the broker drop this one (it is detected instead).
+        mqtt_client_id=(
+            config.mqtt.client_id or f"powerbridge-client-{client_id}-{secrets.token_hex(6)}"
+        ),
         username=config.mqtt.username or client_user(client_id),
         password=config.mqtt.password(),
         status_topic=runtime.topics.status,

@@ -13,10 +13,12 @@ while the computer sleeps, so a suspended countdown is not silently extended.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
 import re
+import secrets
 import socket
 import threading
 import time
@@ -30,6 +32,7 @@ from bridge.config.client import ClientConfig
 from bridge.model import MainsState
 from bridge.mqtt.contract import (
     ALL_CLIENTS,
+    OFFLINE,
     ONLINE,
     QOS_CLIENT_STATE,
     BridgeTopics,
@@ -195,6 +198,9 @@ class ClientRuntime:
             ClientTopics(self._base, ALL_CLIENTS).cmd(""),
         )
         self._ha_status = ha_status_topic(config.mqtt.discovery.prefix)
+        self.instance = secrets.token_hex(6)
+        """This process, in the ``state`` payload: two processes with one identity see it."""
+        self._twins: set[str] = set()
 
         self.decision: Decision | None = None
         self.shutdowns = 0
@@ -213,6 +219,8 @@ class ClientRuntime:
     def subscriptions(self) -> list[tuple[str, int]]:
         subs = [(topic, 1) for topic in self._routes]
         subs += [
+            (self._topics.status, 1),
+            (self._topics.state, 1),
             (self._topics.cmd_filter, 1),
             (ClientTopics(self._base, ALL_CLIENTS).cmd_filter, 1),
         ]
@@ -264,6 +272,9 @@ class ClientRuntime:
             else:
                 self._status(device, msg)
             return
+        if msg.topic in (self._topics.status, self._topics.state):
+            self._own_topic(msg)
+            return
         for prefix in self._cmd_prefixes:
             if msg.topic.startswith(prefix):
                 self._command(msg, msg.topic[len(prefix) :])
@@ -276,6 +287,35 @@ class ClientRuntime:
                 self._republish_at = msg.received + jitter
             return
         self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
+
+    def _own_topic(self, msg: Message) -> None:
+        """Our own ``status``/``state``: another process with this identity shows up here."""
+        if msg.retained:
+            return  # what an earlier run (or a twin) left: not a sign of a twin now
+        if msg.topic == self._topics.status:
+            if msg.payload == OFFLINE.encode() and self.publisher is not None:
+                # A twin that stopped (or the last will of one) said we are offline.
+                log.warning(
+                    "someone said this client (%s) is offline while it runs: another "
+                    "`client run` with the same client.id? saying online again",
+                    self.client_id,
+                )
+                self.publisher.publish(msg.topic, ONLINE.encode(), qos=QOS_CLIENT, retain=True)
+            return
+        try:
+            other = json.loads(msg.payload).get("instance")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(other, str) and other != self.instance and other not in self._twins:
+            self._twins.add(other)
+            log.error(
+                "another shutdown client with the id %s is running (instance %s; this one is "
+                "%s): stop one of them, or give one another client.id — both act on outages "
+                "and publish the same state",
+                self.client_id,
+                other,
+                self.instance,
+            )
 
     def _mains(self, device: str, msg: Message) -> None:
         result = self.intake.mains(
@@ -517,6 +557,8 @@ class ClientRuntime:
             "error": "no shutdown command succeeded" if self.failed else None,
             "notices": sorted({n.code for n in decision.notices}),
             "rejected": self.rejections.total,
+            "instance": self.instance,
+            "twins": len(self._twins),
             "ts": isoformat_utc(wall),
         }
 
