@@ -170,6 +170,21 @@ def client_node_id(client_id: str) -> str:
     return f"{CLIENTS_LEVEL[:-1]}-{client_id}"
 
 
+def topic_roots_overlap(base: str, prefix: str) -> str | None:
+    """Why a base topic and a discovery prefix cannot be used together (``None``: they can).
+
+    Both are single topic levels; when they are equal, a bridge's discovery grant
+    ``<prefix>/+/<device_id>/#`` covers ``<base>/<any bridge>/<device_id>/...`` — a bridge
+    named ``mains`` could write every bridge's ``mains``.
+    """
+    if base == prefix:
+        return (
+            f"the base topic and the discovery prefix are both {base!r}: a bridge's "
+            "discovery topics would cover other bridges' topics; choose two different roots"
+        )
+    return None
+
+
 def ha_status_topic(prefix: str) -> str:
     """Home Assistant's birth/last-will topic (``online`` after HA starts)."""
     return f"{prefix}/status"
@@ -609,6 +624,27 @@ class DeploymentPayload:
 
 
 # --------------------------------------------------------------------------- spooled batches
+
+
+PACKET_OVERHEAD: Final = 1024
+"""Room kept in an MQTT packet for its header, topic and properties."""
+
+
+def largest_sample() -> int:
+    """The encoded size of the largest possible sample (every quantity, the longest numbers)."""
+    worst = SamplePayload(
+        seq=2**53,
+        ts=datetime(2999, 12, 31, 23, 59, 59, 999000).astimezone(),
+        channel=99,
+        values=dict.fromkeys(READING_FIELDS, -1.2345678901234567e-300),
+    )
+    return len(dumps(worst.to_dict()))
+
+
+def samples_per_packet(max_packet: int, device: str = "x" * 64) -> int:
+    """How many samples a ``samples`` batch may hold under a broker's ``max_packet_size``."""
+    room = max_packet - PACKET_OVERHEAD - len(encode_sample_batch(device, []))
+    return max(1, room // (largest_sample() + 1))
 
 
 def encode_sample_batch(device: str, bodies: list[bytes]) -> bytes:

@@ -54,6 +54,7 @@ from bridge.mqtt.contract import (
     BRIDGE_COMMANDS,
     OFFLINE,
     ONLINE,
+    PACKET_OVERHEAD,
     QOS_CMD,
     QOS_DISCOVERY,
     QOS_EVENTS,
@@ -198,7 +199,12 @@ class MqttLink:
         """Hand a message to paho; its message id (``None`` if paho refused it)."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.warning("paho refused a message for %s: %s", topic, mqtt.error_string(info.rc))
+            log.error(
+                "refused to publish %d bytes to %s: %s (it stays spooled)",
+                len(payload),
+                topic,
+                mqtt.error_string(info.rc),
+            )
             return None
         return int(info.mid)
 
@@ -416,6 +422,9 @@ class BridgePublisher:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - a jitter, not a secret
         self._batch = config.spool.batch_size
+        self._unwritten_events: list[Callable[[int], bytes]] = []
+        self._max_payload = config.mqtt.max_packet_size - PACKET_OVERHEAD
+        """Larger batches are split: the broker drops a client that sends a bigger packet."""
         handlers: dict[str, CommandHandler] = {"republish": lambda _args: self.republish()}
         handlers.update(commands or {})
         self.commands = CommandGate(
@@ -500,15 +509,36 @@ class BridgePublisher:
         return item
 
     def add_event(self, build: Callable[[int], bytes]) -> SpoolItem | None:
-        """Spool an event whose payload ``build(seq)`` makes; publish it now if connected."""
-        try:
-            item = self.spool.add_event(build)
-        except sqlite3.Error as exc:
-            self._spool_failure.failed(exc)
-            return None
+        """Spool an event whose payload ``build(seq)`` makes; publish it now if connected.
+
+        An event that cannot be written now (a full disk) is kept in memory, in order, and
+        written by :meth:`pump` as soon as the database accepts it: outages are never lost
+        to a full disk while the bridge runs.
+        """
+        self._unwritten_events.append(build)
+        return self._write_events()
+
+    def _write_events(self) -> SpoolItem | None:
+        item: SpoolItem | None = None
+        while self._unwritten_events:
+            try:
+                item = self._add_event(self._unwritten_events[0])
+            except sqlite3.Error as exc:
+                self._spool_failure.failed(
+                    f"{exc} ({len(self._unwritten_events)} event(s) kept in memory until "
+                    "they can be written)"
+                )
+                return None
+            self._unwritten_events.pop(0)
+        return item
+
+    def _add_event(self, build: Callable[[int], bytes]) -> SpoolItem:
+        item = self.spool.add_event(build)
         if self.connected:
             self.flush_live()  # keep the order of samples and events for live consumers
             self._send([item])
+        if self._spool_failure.failing:
+            self._spool_failure.recovered()
         return item
 
     def retain(self, topic: str, producer: Callable[[], bytes], qos: int) -> None:
@@ -545,6 +575,8 @@ class BridgePublisher:
                     deadlines.append(self._state_due)
             if self._republish_at is not None:
                 deadlines.append(self._republish_at)
+        if self._unwritten_events:
+            self._write_events()
         self.spool.tick()
         return min(deadlines) if deadlines else None
 
@@ -705,13 +737,21 @@ class BridgePublisher:
         mids: list[int] = []
         run: list[SpoolItem] = []
 
+        def publish_run(part: list[SpoolItem]) -> None:
+            payload = encode_sample_batch(self.device_id, [i.body for i in part])
+            if len(payload) > self._max_payload and len(part) > 1:
+                half = len(part) // 2
+                publish_run(part[:half])
+                publish_run(part[half:])
+                return
+            self._track(
+                self.link.publish(self.topics.samples, payload, QOS_SAMPLES, False), part, mids
+            )
+            self.stats.samples_published += len(part)
+
         def flush_run() -> None:
             if run:
-                payload = encode_sample_batch(self.device_id, [i.body for i in run])
-                self._track(
-                    self.link.publish(self.topics.samples, payload, QOS_SAMPLES, False), run, mids
-                )
-                self.stats.samples_published += len(run)
+                publish_run(list(run))
                 run.clear()
 
         for item in items:
