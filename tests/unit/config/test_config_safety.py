@@ -55,3 +55,57 @@ def test_a_spool_batch_beyond_the_brokers_packet_limit_is_refused(
     assert "max_packet_size of 1048576 bytes" in out
     path.write_text("device: {id: rack-a}\nspool:\n  batch_size: 2000\n")
     assert check(path, capsys)[0] == 0
+
+
+def test_bridges_empty_says_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "client.yaml"
+    path.write_text("bridges: []\n")
+    code, out = check(path, capsys, "--client")
+    assert code == 2
+    assert f"{path}:1: bridges: expected a list of at least 1 item(s), got an empty list" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [*a]\nbridges: [x]\n",  # recursive: was a RecursionError traceback
+        "\n".join(  # an alias bomb: 9^9 items, was 1.6 GB
+            ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+            + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+        )
+        + "\nbridges: [x]\n",
+        "bridges: [x]\nshutdown: &s {delay: 10}\n",  # even a harmless anchor
+    ],
+)
+def test_yaml_anchors_and_aliases_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    path = tmp_path / "client.yaml"
+    path.write_text(text)
+    for extra in ((), ("--client",), ("--bridge",)):
+        code, out = check(path, capsys, *extra)
+        assert code == 2
+        assert "anchors and aliases (&name, *name) are not allowed" in out
+        assert f"{path}:" in out
+        assert "Traceback" not in out
+
+
+def test_config_check_reads_the_files_a_configuration_refers_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "client.yaml"
+    missing = tmp_path / "nope.pass"
+    empty = tmp_path / "empty.key"
+    empty.write_text("")
+    path.write_text(
+        f"bridges: [rack-a]\nmqtt:\n  password_file: {missing}\nsigning:\n  key_file: {empty}\n"
+    )
+    code, out = check(path, capsys)
+    assert code == 2
+    assert f"{path}:3: mqtt.password_file: password file {missing} cannot be read" in out
+    assert f"{path}:5: signing.key_file: signing key {empty} is shorter than 16 bytes" in out
+    missing.write_text("secret\n")
+    empty.write_text("0123456789abcdef0123\n")
+    assert check(path, capsys)[0] == 0
