@@ -307,3 +307,25 @@ def test_another_user_cannot_take_over_the_bridges_connection(
     assert pi.daemon is not None
     assert pi.daemon.publisher is not None
     assert pi.daemon.publisher.reconnects == 0
+
+
+def test_a_shutdown_command_that_returns_is_no_silent_latch(
+    harness: Harness, pi: InProcessBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The harmless test command of the docs: every outage runs it, each logged."""
+    pi.start()
+    client = harness.start("delay: 1s")
+    assert wait_for(lambda: client.runtime.tracker.view().bridges[0].seen_alive, 10)
+    with caplog.at_level(logging.WARNING):
+        first = pi.mains(False)
+        assert wait_for(lambda: len(harness.shutdowns()) == 1, 1 + 3 * TOLERANCE)
+        pi.mains(True)
+        assert wait_for(lambda: client.runtime.phase_name == "idle", 5)
+        assert wait_for(client.runtime.armed, 5)
+        second = pi.mains(False)
+        assert wait_for(lambda: len(harness.shutdowns()) == 2, 1 + 3 * TOLERANCE)
+    at1, at2 = harness.shutdowns()
+    assert abs(at1 - (first + 1)) <= TOLERANCE
+    assert abs(at2 - (second + 1)) <= TOLERANCE
+    assert caplog.text.count("has returned with exit 0") == 2
+    assert "watching again" in caplog.text
