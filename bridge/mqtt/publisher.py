@@ -249,7 +249,15 @@ class MqttLink:
     ) -> None:
         if self._stopping:
             return
-        log.info("disconnected from broker %s:%d: %s", self.host, self.port, reason)
+        # The broker closes the connection, without a reason in MQTT 3.1.1 ("Unspecified
+        # error"), when a message exceeds its max_packet_size: a warning, with that hint.
+        log.warning(
+            "disconnected from broker %s:%d: %s (reconnecting; if this repeats, see the "
+            "broker's log: a message over its max_packet_size is one cause, mqtt.max_packet_size)",
+            self.host,
+            self.port,
+            reason,
+        )
         self._on_disconnected(str(reason))
 
     def _handle_publish(

@@ -14,7 +14,9 @@ after every step:
   before ``t - delay``, and no newer announcement of restored mains received since;
 * **never missed** — once bridge, broker and client have been up together for a
   refresh period and the confirmed outage has lasted ``delay`` (+ 1 s), the client
-  has shut down for it.
+  has shut down for it;
+* **never back in time** — the announcement the client acts on never goes back to an
+  older one, whatever is re-sent or replayed, across client restarts too.
 
 The budget is fixed (``MAX_EXAMPLES`` × ``STEPS``) and the seed is fixed and printed
 (``PROPERTY_SEED``, default 15015), so CI runs the same search every time in well
@@ -331,6 +333,7 @@ class ClientUnderInterleavings(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.world: World | None = None
+        self.highest_seq = 0
 
     @initialize(pin_on=st.booleans(), client_first=st.booleans(), tmp=st.just(None))
     def setup(self, pin_on: bool, client_first: bool, tmp: Any) -> None:
@@ -450,6 +453,16 @@ class ClientUnderInterleavings(RuleBasedStateMachine):
         w.disconnect_client()
         w.start_client()
 
+    @rule()
+    def a_new_pc_is_installed(self) -> None:
+        """A client with no memory at all (a new PC, a reinstalled one) replaces this one."""
+        self._step()
+        w = self.w
+        w.disconnect_client()
+        w.memory.unlink(missing_ok=True)
+        self.highest_seq = 0
+        w.start_client()
+
     @precondition(lambda self: self.w.broker_up and self.w.connected)
     @rule()
     def client_link_drops(self) -> None:
@@ -470,6 +483,18 @@ class ClientUnderInterleavings(RuleBasedStateMachine):
         w.deliver(TOPICS.mains, sent.payload, sent, retained=retained)
         w.step()
 
+    @precondition(lambda self: self.w.bridge.running and len(self.w.bridge.sent) > 1)
+    @rule(back=st.integers(1, 3))
+    def flaky_link_resends(self, back: int) -> None:
+        """PUBACKs lost, then a drop: ``offline``/``online``, and paho re-sends older messages."""
+        self._step()
+        w = self.w
+        w.publish_status(False)
+        w.publish_status(True)
+        for sent in w.bridge.sent[-1 - min(back, len(w.bridge.sent) - 1) :]:
+            w.deliver(TOPICS.mains, sent.payload, sent, retained=False)
+        w.step()
+
     @precondition(lambda self: self.w.broker_up)
     @rule(online=st.booleans())
     def stale_status_delivered(self, online: bool) -> None:
@@ -478,6 +503,16 @@ class ClientUnderInterleavings(RuleBasedStateMachine):
         w = self.w
         w.deliver(TOPICS.status, b"online" if online else b"offline", None, retained=True)
         w.step()
+
+    @invariant()
+    def what_the_client_believes_never_goes_back_in_time(self) -> None:
+        """The announcement the client acts on only moves forward, even across restarts."""
+        if self.world is None or self.world.runtime is None:
+            return
+        seq = self.world.runtime.tracker.view().bridges[0].seq
+        if seq is not None:
+            assert seq >= self.highest_seq, f"acted on seq {seq} after {self.highest_seq}"
+            self.highest_seq = seq
 
     @invariant()
     def every_shutdown_was_justified(self) -> None:
