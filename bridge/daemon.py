@@ -396,6 +396,12 @@ class Daemon:
         self._mains = event
         if event.state is not MainsState.UNKNOWN:
             since = event.began if event.state is MainsState.OFF else None
+            try:
+                open_outage = self._store.current() if since is not None else None
+            except sqlite3.Error:
+                open_outage = None
+            if open_outage is not None:
+                since = open_outage.started  # an outage that went on across a restart
             outage = encode_outage(self.device_id, since, event.seq)
             publisher.retain(publisher.topics.outage, lambda: outage, QOS_OUTAGE)
         self._publish_mains()

@@ -329,3 +329,41 @@ def test_a_shutdown_command_that_returns_is_no_silent_latch(
     assert abs(at2 - (second + 1)) <= TOLERANCE
     assert caplog.text.count("has returned with exit 0") == 2
     assert "watching again" in caplog.text
+
+
+def test_an_outage_that_goes_on_across_a_bridge_restart_is_one_outage(
+    harness: Harness, pi: InProcessBridge, broker: Mosquitto
+) -> None:
+    """The restarted bridge confirms "off" afresh; the outage record and its deadline stay."""
+    observer = TestClient(broker, broker.observer).connect()
+    observer.subscribe(f"powerbridge/{DEVICE}/#")
+    try:
+        pi.start()
+        client = harness.start("delay: 4s")
+        assert wait_for(lambda: client.runtime.tracker.view().bridges[0].seen_alive, 10)
+        cut = pi.mains(False)
+        assert announced(broker, "off")
+        time.sleep(0.3)
+        seen = observer.drain()
+        since = next(
+            json.loads(m.payload)["since"]
+            for m in reversed(seen)
+            if m.topic.endswith("/outage") and not m.retain
+        )
+        pi.stop()
+        pi.start(mains_on=False)  # back 1 s later, the mains still off
+        assert wait_for(harness.shutdowns, 4 + 3 * TOLERANCE)
+        (at,) = harness.shutdowns()
+        assert abs(at - (cut + 4)) <= TOLERANCE  # the original deadline
+        pi.mains(True)
+        assert announced(broker, "on")
+        time.sleep(0.5)
+        seen += observer.drain()
+    finally:
+        observer.disconnect()
+    states = [json.loads(m.payload)["state"] for m in seen if m.topic == MAINS]
+    assert "unknown" in states  # the restarted bridge confirmed before announcing
+    outages = [json.loads(m.payload) for m in seen if m.topic.endswith("/outage")]
+    assert {o["since"] for o in outages if o["since"] is not None} == {since}
+    events = [json.loads(m.payload)["type"] for m in seen if m.topic.endswith("/events")]
+    assert events == ["outage_started", "outage_ended"]  # one outage, not two
