@@ -272,15 +272,11 @@ class Daemon:
         self.started.set()
 
     def _confirming(self) -> MainsEvent:
-        try:
-            seq = self._store.next_seq()
-        except sqlite3.Error as exc:
-            raise PowerbridgeError(f"cannot number the mains state: {exc}") from None
         return MainsEvent(
             state=MainsState.UNKNOWN,
             began=self.clock.utcnow(),
             began_monotonic=self.clock.monotonic(),
-            seq=seq,
+            seq=self.sensor.reserve_seq(),
             source="start",
         )
 

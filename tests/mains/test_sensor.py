@@ -401,3 +401,28 @@ def test_meter_only_source_opens_no_pin(tmp_path: Path, factory: MockFactory) ->
     with sensor:
         assert sensor.pin_level is MainsState.UNKNOWN
         assert not factory.pins
+
+
+def test_a_reserved_number_for_unknown_is_above_every_other_even_without_a_database(
+    tmp_path: Path, factory: MockFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridge's `unknown` at a start takes a number of its own, never shared."""
+    import sqlite3
+
+    clock = ManualClock()
+    rec = Recorder()
+    sensor = make_sensor(tmp_path, factory, clock, rec)
+    pin = factory.pin(4)
+    powered(sensor, pin, clock)
+    first = rec.events[-1].seq
+    assert sensor.reserve_seq() == first + 1
+
+    def broken() -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sensor._store, "next_seq", broken)
+    assert sensor.reserve_seq() == first + 2  # kept in memory
+    pin.drive_low()
+    settle(sensor, clock, 2)
+    sensor.close()
+    assert rec.events[-1].seq == first + 3
