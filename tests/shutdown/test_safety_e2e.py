@@ -367,3 +367,22 @@ def test_an_outage_that_goes_on_across_a_bridge_restart_is_one_outage(
     assert {o["since"] for o in outages if o["since"] is not None} == {since}
     events = [json.loads(m.payload)["type"] for m in seen if m.topic.endswith("/events")]
     assert events == ["outage_started", "outage_ended"]  # one outage, not two
+
+
+def test_a_pi_clock_stepped_back_while_running_still_drives_a_signed_client(
+    harness: Harness, broker: Mosquitto, tmp_path: Path
+) -> None:
+    pi = InProcessBridge(broker, tmp_path / "stepped", signed=True)
+    clock = ShiftedClock()
+    try:
+        pi.start(clock=clock)
+        client = harness.start("delay: 2s", signed=True)
+        assert wait_for(lambda: client.runtime.tracker.view().bridges[0].seen_alive, 10)
+        clock.offset = timedelta(hours=-1)  # NTP steps the Pi's clock back an hour
+        cut = pi.mains(False)
+        assert wait_for(harness.shutdowns, 2 + 3 * TOLERANCE)
+        (at,) = harness.shutdowns()
+        assert abs(at - (cut + 2)) <= TOLERANCE
+        assert client.runtime.rejections.total == 0
+    finally:
+        pi.stop()
