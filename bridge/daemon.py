@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import signal
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from bridge.identity import device_name as configured_device_name
 from bridge.model import MainsEvent, MainsState, Outage, Reading
 from bridge.mqtt import signing
 from bridge.mqtt.contract import (
+    BOOT_ID_LENGTH,
     MAINS_REFRESH_S,
     QOS_HEALTH,
     QOS_MAINS,
@@ -128,6 +130,11 @@ class Daemon:
         self._last_outage: Outage | None = None
         self._mains: MainsEvent | None = None
         self._next_mains = 0.0
+        self.boot = secrets.token_hex(BOOT_ID_LENGTH // 2)
+        """This run's id in every ``mains`` message (a new one at every start)."""
+        self._mains_n = 0
+        self._restored_off = False
+        """The state persisted before this start was an open outage (history until confirmed)."""
         self._next_health = 0.0
         self._leds_state: tuple[bool, bool] | None = None
         self._status_line = ""
@@ -234,9 +241,13 @@ class Daemon:
         )
         self._leds = FaultLeds(self.config.leds, clock=self.clock, pin_factory=self._pin_factory)
         publisher.start()
+        restored = self.sensor.current
+        self._restored_off = restored is not None and restored.state is MainsState.OFF
+        # What was persisted before this start is history: until the input has been stable
+        # for its confirmation window, this run announces "unknown" (with a sequence number
+        # of its own, so that nothing said before the start can pass for newer).
+        self._set_mains(self._confirming())
         self.sensor.start()
-        if self.sensor.current is not None:
-            self._set_mains(self.sensor.current)
         if self.meter is not None:
             self.meter.start()
         self._leds.start()
@@ -259,6 +270,15 @@ class Daemon:
         if self._notifier is not None:
             self._notifier.ready(f"running; connecting to {publisher.link.host}")
         self.started.set()
+
+    def _confirming(self) -> MainsEvent:
+        return MainsEvent(
+            state=MainsState.UNKNOWN,
+            began=self.clock.utcnow(),
+            began_monotonic=self.clock.monotonic(),
+            seq=self.sensor.reserve_seq(),
+            source="start",
+        )
 
     def _heartbeat(self) -> Any:
         if self._notifier is None:
@@ -341,7 +361,10 @@ class Daemon:
         self._refresh_outages()
         now = self.clock.utcnow()
         payload: EventPayload | None = None
-        if event.state is MainsState.OFF:
+        continued, self._restored_off = self._restored_off, False
+        if event.state is MainsState.OFF and continued:
+            log.warning("mains still off after the start: the outage stored before goes on")
+        elif event.state is MainsState.OFF:
             payload = EventPayload(
                 self.device_id, "outage_started", 0, event.seq, now, started=event.began
             )
@@ -367,9 +390,16 @@ class Daemon:
         publisher = self.publisher
         assert publisher is not None  # noqa: S101 - set by _open
         self._mains = event
-        since = event.began if event.state is MainsState.OFF else None
-        outage = encode_outage(self.device_id, since, event.seq)
-        publisher.retain(publisher.topics.outage, lambda: outage, QOS_OUTAGE)
+        if event.state is not MainsState.UNKNOWN:
+            since = event.began if event.state is MainsState.OFF else None
+            try:
+                open_outage = self._store.current() if since is not None else None
+            except sqlite3.Error:
+                open_outage = None
+            if open_outage is not None:
+                since = open_outage.started  # an outage that went on across a restart
+            outage = encode_outage(self.device_id, since, event.seq)
+            publisher.retain(publisher.topics.outage, lambda: outage, QOS_OUTAGE)
         self._publish_mains()
 
     def _publish_mains(self) -> None:
@@ -381,14 +411,19 @@ class Daemon:
         last = self._last_outage
         count, key, device = self._outage_count, self._key, self.device_id
         last_s = last.duration_s if last is not None else None
+        boot = self.boot
 
         def produce() -> bytes:
+            # Numbered when it is produced (sent), so that n grows in the order of sending.
+            self._mains_n += 1
             return mains_payload(
                 device,
                 event,
                 clock=self.clock,
                 outage_count=count,
                 last_outage_s=last_s,
+                boot=boot,
+                n=self._mains_n,
                 key=key,
             )
 

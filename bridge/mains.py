@@ -238,8 +238,9 @@ class MainsSensor:
 
         self._current = store.last_event()
         self._last_seq = max(store.last_seq(), self._current.seq if self._current else 0)
-        announced = self._current.state if self._current else MainsState.UNKNOWN
-        self._debouncer = MainsDebouncer(config.confirm_off, config.confirm_on, announced)
+        # The restored state is history: after a start the input is confirmed afresh (its
+        # first level is announced once it has lasted its window, even if it is unchanged).
+        self._debouncer = MainsDebouncer(config.confirm_off, config.confirm_on)
         self._gpio = MainsState.UNKNOWN
         self._meter = MainsState.UNKNOWN
         self._meter_alive_mono: float | None = None
@@ -550,6 +551,18 @@ class MainsSensor:
         except Exception as exc:  # a handler's bug must not stop mains sensing
             self._callback_failure.failed(f"{type(exc).__name__}: {exc}")
             log.debug("handler failure", exc_info=True)
+
+    def reserve_seq(self) -> int:
+        """The next sequence number, for an announcement that is not a change (``unknown``
+        at a start); on a database failure it is kept in memory, still above every other."""
+        with self._deliver_lock:
+            try:
+                seq = max(self._store.next_seq(), self._last_seq + 1)
+            except sqlite3.Error as exc:
+                self._db_failure.failed(exc)
+                seq = self._last_seq + 1
+            self._last_seq = seq
+            return seq
 
     def _persist(self, item: Announcement) -> MainsEvent:
         """Number the announcement and store it; on a database failure keep going in memory."""

@@ -49,6 +49,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.realtime)
 
 
+@pytest.fixture(autouse=True)
+def _client_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutdown clients started by a test keep their replay memory in a fresh directory."""
+    monkeypatch.setenv("POWERBRIDGE_STATE_DIR", str(tmp_path_factory.mktemp("client-state")))
+
+
 @pytest.fixture(scope="session")
 def mosquitto_binary() -> str:
     """The mosquitto binary; a missing one fails the test with an install instruction."""

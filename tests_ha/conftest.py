@@ -129,6 +129,10 @@ class Bridge:
         self.seq = 0
         self.outage_count = 0
         self.event_seq = 100
+        self.boot = "0123456789abcdef"
+        """The run id of the bridge (a restart of the bridge gives it another)."""
+        self.n = 0
+        """Mains messages of this run."""
 
     def topic(self, leaf: str) -> str:
         return f"{BASE}/{self.device_id}/{leaf}"
@@ -145,15 +149,19 @@ class Bridge:
         elapsed_s: float = 0.5,
         last_outage_s: float | None = None,
         new: bool = True,
+        continued: bool = False,
         sign_with: bytes | None = None,
     ) -> bytes:
         if new:
             self.seq += 1
-            if state == "off":
+            if state == "off" and not continued:
                 self.outage_count += 1
+        self.n += 1
         payload = MainsPayload(
             device=self.device_id,
             state=MainsState(state),
+            boot=self.boot,
+            n=self.n,
             since=since,
             seq=self.seq,
             ts=ts or since + timedelta(seconds=elapsed_s),

@@ -6,6 +6,7 @@ functions, so these tests choose the day (and the time zone) themselves.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -152,3 +153,46 @@ def test_the_stored_form_round_trips_and_ignores_unknown_keys() -> None:
     assert again.data.clients == ["nas"]
     assert again.add_client("nas") is False
     assert StoredHistory.from_dict(None) == StoredHistory()
+
+
+def unknown(seq: int, since: datetime) -> protocol.Mains:
+    """What a bridge announces right after a start, while it confirms its input."""
+    return protocol.Mains(
+        device="rack-a",
+        on=None,
+        since=since,
+        seq=seq,
+        ts=since,
+        elapsed_s=0.0,
+        source="start",
+        outage_count=0,
+        last_outage_s=None,
+        signed=False,
+    )
+
+
+def test_unknown_after_a_bridge_start_starts_and_ends_nothing() -> None:
+    h = history(Day(T0.date()))
+    h.mains(mains(True, 1, T0 - timedelta(hours=1)), None)
+    outcome = h.mains(unknown(2, T0), None)
+    assert outcome.fired == ()
+    assert outcome.changed  # its seq is remembered
+    assert h.last_on is True  # what was known before the start stays the history
+    assert h.mains(mains(True, 3, T0 + timedelta(seconds=2)), None).fired == ()  # confirmed on
+
+
+def test_an_outage_that_goes_on_across_a_bridge_restart_stays_one_outage() -> None:
+    h = history(Day(T0.date()))
+    h.mains(mains(True, 1, T0 - timedelta(hours=1)), None)
+    off = replace(mains(False, 2, T0), outage_count=7)
+    assert [f.event_type for f in h.mains(off, None).fired] == [EVENT_OUTAGE_STARTED]
+    h.mains(unknown(3, T0 + timedelta(minutes=5)), None)  # the bridge restarts
+    # Confirmed off again after the start: the same outage (the bridge counted none).
+    again = replace(mains(False, 4, T0 + timedelta(minutes=5, seconds=1)), outage_count=7)
+    assert h.mains(again, None).fired == ()
+    assert h.outages_today == 1
+    assert h.data.outage_started == protocol.isoformat_utc(T0)
+    # An outage the bridge did count while we could not hear it is a new one.
+    newer = replace(mains(False, 6, T0 + timedelta(minutes=20)), outage_count=8)
+    assert [f.event_type for f in h.mains(newer, None).fired] == [EVENT_OUTAGE_STARTED]
+    assert h.outages_today == 2

@@ -44,12 +44,16 @@ def test_mains_decodes_what_the_bridge_encodes() -> None:
         seq=17,
         ts=T + timedelta(seconds=0.5),
         elapsed_s=0.52,
+        boot="00c0ffee00c0ffee",
+        n=3,
         source="meter",
         outage_count=4,
         last_outage_s=95.2,
     )
+    assert contract.MainsPayload.decode(payload.encode()) == payload
     mains = protocol.Mains.decode(payload.encode())
     assert (mains.device, mains.on, mains.since, mains.seq) == ("rack-a", False, T, 17)
+    assert (mains.boot, mains.n) == ("00c0ffee00c0ffee", 3)
     assert (mains.elapsed_s, mains.source, mains.outage_count) == (0.52, "meter", 4)
     assert mains.last_outage_s == 95.2
     assert mains.signed is False
@@ -57,6 +61,23 @@ def test_mains_decodes_what_the_bridge_encodes() -> None:
     assert protocol.Mains.decode(signed, key=KEY).signed is True
     with pytest.raises(protocol.PayloadError):
         protocol.Mains.decode(payload.encode(), key=KEY)
+
+
+def test_unknown_after_a_bridge_start_decodes_as_neither_on_nor_off() -> None:
+    payload = contract.MainsPayload(
+        device="rack-a",
+        state=MainsState.UNKNOWN,
+        since=T,
+        seq=18,
+        ts=T,
+        elapsed_s=0.0,
+        boot="00c0ffee00c0ffee",
+        n=1,
+        source="start",
+    )
+    assert contract.MainsPayload.decode(payload.encode()).state is MainsState.UNKNOWN
+    assert MainsState.UNKNOWN.value == protocol.MAINS_UNKNOWN
+    assert protocol.Mains.decode(payload.encode()).on is None
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
@@ -399,3 +400,35 @@ async def test_bad_client_status_is_counted(
     runtime = runtime_of(hass, setup_bridge)
     assert runtime is not None
     assert runtime.invalid == {"client status": 1}
+
+
+async def test_a_bridge_restarted_during_an_outage_keeps_one_outage(
+    hass: HomeAssistant,
+    setup_bridge: MockConfigEntry,
+    bridge: Bridge,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """After a start the bridge announces ``unknown`` until its input is confirmed, then
+    ``off`` again for an outage that went on (same outage count): one outage, counted
+    once; unknown while it confirms."""
+    started = async_capture_events(hass, "powerbridge_outage_started")
+    bridge.status("online")
+    bridge.mains("on", since=T0 - timedelta(days=1))
+    bridge.mains("off", since=T0)
+    await hass.async_block_till_done()
+    assert state(hass, TODAY) == "1"
+
+    freezer.tick(timedelta(minutes=5))
+    bridge.boot, bridge.n = "fedcba9876543210", 0  # the bridge restarts
+    bridge.mains("unknown", since=T0 + timedelta(minutes=5), elapsed_s=0.0)
+    await hass.async_block_till_done()
+    assert state(hass, DURATION) == STATE_UNKNOWN  # confirming: no age claimed
+    bridge.mains("off", since=T0 + timedelta(minutes=5, seconds=1), continued=True)
+    await hass.async_block_till_done()
+    assert state(hass, TODAY) == "1"
+    assert len(started) == 1
+
+    bridge.mains("on", since=T0 + timedelta(minutes=9), last_outage_s=540.0)
+    await hass.async_block_till_done()
+    assert state(hass, LAST_START) == T0.isoformat()
+    assert state(hass, TODAY) == "1"

@@ -184,15 +184,21 @@ def _init(args: argparse.Namespace) -> int:
     from bridge.broker import snippets
     from bridge.broker.directory import BrokerDirectory
     from bridge.broker.runner import shipped_file
+    from bridge.mqtt.contract import topic_roots_overlap
 
+    base = _topic(args.base_topic, "base topic")
+    prefix = _topic(args.discovery_prefix, "discovery prefix")
+    overlap = topic_roots_overlap(base, prefix)
+    if overlap:
+        raise UsageError(f"--base-topic and --discovery-prefix: {overlap}")
     store = BrokerDirectory(args.directory, group=args.group)
     report = store.init(
         conf_template=shipped_file("powerbridge.conf"),
         acl_template=shipped_file("acl"),
         bridges=args.bridge,
         clients=args.client,
-        base=_topic(args.base_topic, "base topic"),
-        prefix=_topic(args.discovery_prefix, "discovery prefix"),
+        base=base,
+        prefix=prefix,
         with_tls=not args.no_tls,
         hosts=args.host or None,
         new_server_cert=args.new_server_cert,

@@ -56,6 +56,20 @@ def _run(args: argparse.Namespace) -> int:
     return run_client(config, source=args.config, dry_run=args.dry_run)
 
 
+def _forget(args: argparse.Namespace) -> int:
+    from bridge.config import load_client_config
+    from bridge.shutdown.app import memory_file
+    from bridge.shutdown.memory import ReplayMemory
+
+    path = memory_file(load_client_config(args.config))
+    try:
+        found = ReplayMemory(path).forget()
+    except OSError as exc:
+        raise UsageError(f"cannot delete {path}: {exc.strerror}") from None
+    print(f"{'deleted' if found else 'no replay memory at'} {path}; restart the client")
+    return int(ExitCode.OK)
+
+
 # --------------------------------------------------------------------------- install
 
 
@@ -220,6 +234,20 @@ def register(subparsers: Any) -> None:
                 metavar="PATH",
                 help="the Python interpreter the service runs (default: this one)",
             )
+
+    forget = add_command(
+        sub,
+        "forget",
+        "forget the last message accepted from each bridge (after reinstalling a bridge)",
+        _forget,
+        description=(
+            "Delete this client's replay memory (client.memory_file): the last message it\n"
+            "accepted from each bridge.  The client refuses any message older than that one;\n"
+            "a bridge reinstalled with a fresh data_dir numbers its messages from 1 again and\n"
+            "is refused until this is done.  Restart the client afterwards."
+        ),
+    )
+    _config_option(forget)
 
     status = add_command(
         sub,

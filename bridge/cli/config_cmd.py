@@ -8,8 +8,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bridge.cli._common import add_command
 from bridge.config import BridgeConfig, ClientConfig, load_bridge_config, load_client_config
 from bridge.config._schema import reference
@@ -40,9 +38,11 @@ def _init(args: argparse.Namespace) -> int:
 
 def looks_like_client(path: Path) -> bool:
     """A file with a top-level ``bridges:`` list is a shutdown client configuration."""
+    from bridge.config._yaml import YamlSyntaxError, load_with_lines
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data, _lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
         return False
     return isinstance(data, dict) and ("bridges" in data or "shutdown" in data)
 
@@ -51,13 +51,16 @@ def _check(args: argparse.Namespace) -> int:
     problems: list[ConfigProblem] = []
     for path in args.files:
         client = args.client or (not args.bridge and looks_like_client(path))
+        from bridge.config.files import referenced_file_problems
+
         try:
-            if client:
-                load_client_config(path)
-            else:
-                load_bridge_config(path)
+            config = load_client_config(path) if client else load_bridge_config(path)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        missing = referenced_file_problems(config, path)
+        if missing:
+            problems.extend(missing)
             continue
         kind = "shutdown client" if client else "bridge"
         print(f"{path}: valid {kind} configuration")

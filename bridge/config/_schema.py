@@ -129,7 +129,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return f"a list of {len(value)} item(s)" if value else "an empty list"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -154,7 +154,9 @@ def _problem(
     found, value = _value_at(data, path)
     if message.startswith(("expected dict", "expected a dictionary")):
         message = "expected a mapping of settings"
-    if message.startswith(("expected list", "expected a list")):
+    if message.startswith(("expected list", "expected a list")) and not message.startswith(
+        "expected a list of at least"
+    ):
         message = "expected a list"
     text = f"{message}, got {_describe(value)}" if found else message
     return ConfigProblem(file, lines.line_of(path), _dotted(path), text)

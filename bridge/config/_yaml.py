@@ -52,10 +52,27 @@ class YamlSyntaxError(Exception):
         self.line = line
 
 
+def _refuse_aliases(text: str) -> None:
+    """Anchors and aliases (``&a``/``*a``) are refused before anything is built.
+
+    A configuration needs neither, and they are what makes a recursive document
+    (endless recursion) or an "alias bomb" (exponential memory) out of a few lines.
+    """
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            raise YamlSyntaxError(
+                "YAML anchors and aliases (&name, *name) are not allowed in a configuration "
+                "file: write the values out",
+                event.start_mark.line + 1 if event.start_mark is not None else None,
+            )
+
+
 def load_with_lines(text: str) -> tuple[Any, LineMap]:
     """Parse ``text`` (safe loader) and return the data and its line map."""
     lines = LineMap()
     try:
+        _refuse_aliases(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -149,7 +149,19 @@ class BridgeConfig:
 
 
 def _cross_checks(config: BridgeConfig) -> list[tuple[str, str]]:
+    from bridge.mqtt.contract import samples_per_packet
+
     problems: list[tuple[str, str]] = []
+    fit = samples_per_packet(config.mqtt.max_packet_size, config.device.id or "x" * 64)
+    if config.spool.batch_size > fit:
+        problems.append(
+            (
+                "spool.batch_size",
+                f"{config.spool.batch_size} samples may not fit in one message under the "
+                f"broker's max_packet_size of {config.mqtt.max_packet_size} bytes "
+                f"(mqtt.max_packet_size); at most {fit}",
+            )
+        )
     real_meter = config.meter.type not in ("none", "simulated")
     if real_meter and not config.meter.port:
         problems.append(("meter.port", f"required for meter type {config.meter.type}"))

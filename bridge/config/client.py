@@ -18,6 +18,12 @@ class ClientIdentity:
     name: str | None = setting(
         None, t.optional(t.text(1, 64)), "Name shown in Home Assistant; default the host name."
     )
+    memory_file: str | None = setting(
+        None,
+        t.optional(t.path),
+        "File keeping the last message accepted from each bridge across restarts; "
+        "default /var/lib/powerbridge (service) or ~/.local/state/powerbridge.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,11 @@ class MqttConfig:
         30.0, t.duration(5, 3600), "Keepalive; the broker declares us offline after 1.5× this."
     )
     base_topic: str = setting("powerbridge", t.topic_level, "Root of all powerbridge topics.")
+    max_packet_size: int = setting(
+        1_048_576,
+        t.integer(4096, 268_435_455),
+        "The broker's max_packet_size (bytes; the shipped broker's): no message is made larger.",
+    )
     reconnect_min: float = setting(1.0, t.duration(0.1, 60), "First reconnect delay.")
     reconnect_max: float = setting(
         60.0, t.duration(1, 3600), "Longest reconnect delay (exponential backoff)."
@@ -85,9 +90,15 @@ class MqttConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         """Cross-field problems of this section, as ``(dotted.key, message)`` pairs."""
+        from bridge.mqtt.contract import topic_roots_overlap
+
+        problems: list[tuple[str, str]] = []
         if self.password_file and self.password_env:
-            return [("mqtt.password_env", "set password_file or password_env, not both")]
-        return []
+            problems.append(("mqtt.password_env", "set password_file or password_env, not both"))
+        overlap = topic_roots_overlap(self.base_topic, self.discovery.prefix)
+        if overlap:
+            problems.append(("mqtt.discovery.prefix", overlap))
+        return problems
 
     def password(self) -> str | None:
         """Read the password from its file or environment variable (never logged)."""

@@ -227,6 +227,7 @@ def client_yaml(
 client:
   id: {CLIENT_ID}
   name: demo PC
+  memory_file: {json.dumps(str(password_file.with_name("client-memory.json")))}
 mqtt:
   host: {json.dumps(host)}
   port: {port}

@@ -35,7 +35,7 @@ from bridge.config import BridgeConfig, load_bridge_config
 from bridge.deployment import systemd
 from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.errors import ConfigError, MeterError, MeterTimeoutError, PayloadError
-from bridge.model import Reading
+from bridge.model import MainsState, Reading
 from bridge.mqtt.contract import BridgeTopics, MainsPayload, loads_object
 
 log = logging.getLogger(__name__)
@@ -485,6 +485,18 @@ def _judge_published_mains(ctx: CheckContext) -> CheckResult:
         payload = MainsPayload.decode(raw)
     except PayloadError as exc:
         return _fail("mains", f"the service's mains state is unreadable: {exc}", "report this")
+    if payload.state is MainsState.UNKNOWN:
+        # As before any announcement: a service that has just started confirms its input
+        # first (a state stored before its start is history, not the present).
+        return _fail(
+            "mains",
+            "the service has just started and is still confirming its input "
+            f"(mains unknown, seq {payload.seq})",
+            "run the check again in a few seconds (after mains.confirm_on / confirm_off); "
+            "if it stays unknown, see `journalctl -u powerbridge` for a flapping input",
+            state=payload.state.value,
+            from_service=True,
+        )
     return _pass(
         "mains",
         f"mains {payload.state.value} (announced by the running service, seq {payload.seq})",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -42,6 +43,11 @@ QOS_STATE: Final = 0
 QOS_HEALTH: Final = 0
 QOS_DISCOVERY: Final = 1
 QOS_CMD: Final = 1
+
+MAINS_STATES: Final = (MainsState.ON.value, MainsState.OFF.value, MainsState.UNKNOWN.value)
+"""``unknown``: the bridge has just started and is still confirming its input."""
+BOOT_ID_LENGTH: Final = 16
+_BOOT_RE: Final = re.compile(r"[0-9a-f]{8,64}")
 
 BRIDGE_COMMANDS: Final = ("simulate", "republish")
 CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
@@ -164,6 +170,21 @@ def client_node_id(client_id: str) -> str:
     return f"{CLIENTS_LEVEL[:-1]}-{client_id}"
 
 
+def topic_roots_overlap(base: str, prefix: str) -> str | None:
+    """Why a base topic and a discovery prefix cannot be used together (``None``: they can).
+
+    Both are single topic levels; when they are equal, a bridge's discovery grant
+    ``<prefix>/+/<device_id>/#`` covers ``<base>/<any bridge>/<device_id>/...`` — a bridge
+    named ``mains`` could write every bridge's ``mains``.
+    """
+    if base == prefix:
+        return (
+            f"the base topic and the discovery prefix are both {base!r}: a bridge's "
+            "discovery topics would cover other bridges' topics; choose two different roots"
+        )
+    return None
+
+
 def ha_status_topic(prefix: str) -> str:
     """Home Assistant's birth/last-will topic (``online`` after HA starts)."""
     return f"{prefix}/status"
@@ -244,6 +265,14 @@ class MainsPayload:
     ``elapsed_s`` is how long the state had lasted when the bridge published this
     message, on the bridge's monotonic clock: a client adds its own monotonic time
     since receipt and so never needs the two machines' clocks to agree.
+
+    ``state`` is ``unknown`` right after a bridge starts, until its input has been
+    stable for the confirmation window (a state persisted before the start is
+    history, not the present).  ``boot`` identifies one run of the bridge (random at
+    every start) and ``n`` counts that run's ``mains`` messages (announcements and
+    refreshes alike, from 1): with ``seq``, which never goes backwards for a device,
+    they order every message without any wall clock (see
+    :mod:`bridge.shutdown.intake`).
     """
 
     device: str
@@ -252,6 +281,10 @@ class MainsPayload:
     seq: int
     ts: datetime
     elapsed_s: float
+    boot: str = ""
+    """Random id of this run of the bridge (:data:`BOOT_ID_LENGTH` hex digits)."""
+    n: int = 0
+    """Counter of ``mains`` messages in this run, from 1."""
     source: str = "gpio"
     outage_count: int = 0
     """Outages announced by this bridge since it was installed (persistent)."""
@@ -268,6 +301,8 @@ class MainsPayload:
             "seq": self.seq,
             "ts": isoformat_utc(self.ts),
             "elapsed_s": round(self.elapsed_s, 3),
+            "boot": self.boot,
+            "n": self.n,
             "source": self.source,
             "outage_count": self.outage_count,
             "last_outage_s": None if self.last_outage_s is None else round(self.last_outage_s, 3),
@@ -283,8 +318,14 @@ class MainsPayload:
     def decode(cls, raw: bytes) -> MainsPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
         state_text = _field(data, "state", str)
-        if state_text not in (MainsState.ON.value, MainsState.OFF.value):
+        if state_text not in MAINS_STATES:
             raise PayloadError(f"unknown mains state {state_text!r}")
+        boot = _field(data, "boot", str)
+        if not _BOOT_RE.fullmatch(boot):
+            raise PayloadError("field 'boot' is not a run id")
+        n = _seq(data, "n")
+        if n < 1:
+            raise PayloadError("field 'n' out of range")
         sig = data.get("sig")
         if sig is not None and not isinstance(sig, str):
             raise PayloadError("field 'sig' has the wrong type")
@@ -298,6 +339,8 @@ class MainsPayload:
             seq=_seq(data),
             ts=_time(data, "ts"),
             elapsed_s=_finite(data, "elapsed_s", minimum=0.0),
+            boot=boot,
+            n=n,
             source=source,
             outage_count=_seq(data, "outage_count") if "outage_count" in data else 0,
             last_outage_s=(
@@ -581,6 +624,27 @@ class DeploymentPayload:
 
 
 # --------------------------------------------------------------------------- spooled batches
+
+
+PACKET_OVERHEAD: Final = 1024
+"""Room kept in an MQTT packet for its header, topic and properties."""
+
+
+def largest_sample() -> int:
+    """The encoded size of the largest possible sample (every quantity, the longest numbers)."""
+    worst = SamplePayload(
+        seq=2**53,
+        ts=datetime(2999, 12, 31, 23, 59, 59, 999000).astimezone(),
+        channel=99,
+        values=dict.fromkeys(READING_FIELDS, -1.2345678901234567e-300),
+    )
+    return len(dumps(worst.to_dict()))
+
+
+def samples_per_packet(max_packet: int, device: str = "x" * 64) -> int:
+    """How many samples a ``samples`` batch may hold under a broker's ``max_packet_size``."""
+    room = max_packet - PACKET_OVERHEAD - len(encode_sample_batch(device, []))
+    return max(1, room // (largest_sample() + 1))
 
 
 def encode_sample_batch(device: str, bodies: list[bytes]) -> bytes:

@@ -57,7 +57,9 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
     # --- mains and outages
     EntityDescription(
         key="mains", component="binary_sensor", name="Mains", source="mains", field="state",
-        device_class="power", template="{{ 'ON' if value_json.state == 'on' else 'OFF' }}",
+        device_class="power",
+        # "unknown" (a bridge confirming its input after a start) renders None: unknown in HA.
+        template="{{ {'on': 'ON', 'off': 'OFF'}.get(value_json.state, 'None') }}",
     ),
     # Fed by the `outage` topic (published on changes only), not by `mains` (refreshed
     # every 30 s): Home Assistant before 2024.10 logs a warning for each `None` it gets

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import socket
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,7 @@ from bridge.mqtt.contract import (
     BRIDGE_COMMANDS,
     OFFLINE,
     ONLINE,
+    PACKET_OVERHEAD,
     QOS_CMD,
     QOS_DISCOVERY,
     QOS_EVENTS,
@@ -135,7 +137,9 @@ class MqttLink:
         self._v5 = config.protocol == "5"
         self._client = configured_client(
             config,
-            client_id=config.client_id or f"powerbridge-bridge-{device_id}",
+            # Random per run: another broker user cannot take the bridge's connection over
+            # by connecting with its client id (Mosquitto drops the older of two).
+            client_id=config.client_id or f"powerbridge-bridge-{device_id}-{secrets.token_hex(6)}",
             username=config.username or bridge_user(device_id),
             password=config.password(),
         )
@@ -195,7 +199,12 @@ class MqttLink:
         """Hand a message to paho; its message id (``None`` if paho refused it)."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.warning("paho refused a message for %s: %s", topic, mqtt.error_string(info.rc))
+            log.error(
+                "refused to publish %d bytes to %s: %s (it stays spooled)",
+                len(payload),
+                topic,
+                mqtt.error_string(info.rc),
+            )
             return None
         return int(info.mid)
 
@@ -240,7 +249,15 @@ class MqttLink:
     ) -> None:
         if self._stopping:
             return
-        log.info("disconnected from broker %s:%d: %s", self.host, self.port, reason)
+        # The broker closes the connection, without a reason in MQTT 3.1.1 ("Unspecified
+        # error"), when a message exceeds its max_packet_size: a warning, with that hint.
+        log.warning(
+            "disconnected from broker %s:%d: %s (reconnecting; if this repeats, see the "
+            "broker's log: a message over its max_packet_size is one cause, mqtt.max_packet_size)",
+            self.host,
+            self.port,
+            reason,
+        )
         self._on_disconnected(str(reason))
 
     def _handle_publish(
@@ -322,9 +339,15 @@ def mains_payload(
     clock: Clock,
     outage_count: int,
     last_outage_s: float | None,
+    boot: str,
+    n: int,
     key: bytes | None = None,
 ) -> bytes:
-    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed."""
+    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed.
+
+    ``boot``/``n``: this run's id and the message's number in it (see
+    :class:`~bridge.mqtt.contract.MainsPayload`).
+    """
     payload = MainsPayload(
         device=device,
         state=event.state,
@@ -332,6 +355,8 @@ def mains_payload(
         seq=event.seq,
         ts=clock.utcnow(),
         elapsed_s=max(0.0, clock.monotonic() - event.began_monotonic),
+        boot=boot,
+        n=n,
         source=event.source,
         outage_count=outage_count,
         last_outage_s=last_outage_s,
@@ -405,6 +430,9 @@ class BridgePublisher:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - a jitter, not a secret
         self._batch = config.spool.batch_size
+        self._unwritten_events: list[Callable[[int], bytes]] = []
+        self._max_payload = config.mqtt.max_packet_size - PACKET_OVERHEAD
+        """Larger batches are split: the broker drops a client that sends a bigger packet."""
         handlers: dict[str, CommandHandler] = {"republish": lambda _args: self.republish()}
         handlers.update(commands or {})
         self.commands = CommandGate(
@@ -489,15 +517,36 @@ class BridgePublisher:
         return item
 
     def add_event(self, build: Callable[[int], bytes]) -> SpoolItem | None:
-        """Spool an event whose payload ``build(seq)`` makes; publish it now if connected."""
-        try:
-            item = self.spool.add_event(build)
-        except sqlite3.Error as exc:
-            self._spool_failure.failed(exc)
-            return None
+        """Spool an event whose payload ``build(seq)`` makes; publish it now if connected.
+
+        An event that cannot be written now (a full disk) is kept in memory, in order, and
+        written by :meth:`pump` as soon as the database accepts it: outages are never lost
+        to a full disk while the bridge runs.
+        """
+        self._unwritten_events.append(build)
+        return self._write_events()
+
+    def _write_events(self) -> SpoolItem | None:
+        item: SpoolItem | None = None
+        while self._unwritten_events:
+            try:
+                item = self._add_event(self._unwritten_events[0])
+            except sqlite3.Error as exc:
+                self._spool_failure.failed(
+                    f"{exc} ({len(self._unwritten_events)} event(s) kept in memory until "
+                    "they can be written)"
+                )
+                return None
+            self._unwritten_events.pop(0)
+        return item
+
+    def _add_event(self, build: Callable[[int], bytes]) -> SpoolItem:
+        item = self.spool.add_event(build)
         if self.connected:
             self.flush_live()  # keep the order of samples and events for live consumers
             self._send([item])
+        if self._spool_failure.failing:
+            self._spool_failure.recovered()
         return item
 
     def retain(self, topic: str, producer: Callable[[], bytes], qos: int) -> None:
@@ -534,6 +583,8 @@ class BridgePublisher:
                     deadlines.append(self._state_due)
             if self._republish_at is not None:
                 deadlines.append(self._republish_at)
+        if self._unwritten_events:
+            self._write_events()
         self.spool.tick()
         return min(deadlines) if deadlines else None
 
@@ -694,13 +745,21 @@ class BridgePublisher:
         mids: list[int] = []
         run: list[SpoolItem] = []
 
+        def publish_run(part: list[SpoolItem]) -> None:
+            payload = encode_sample_batch(self.device_id, [i.body for i in part])
+            if len(payload) > self._max_payload and len(part) > 1:
+                half = len(part) // 2
+                publish_run(part[:half])
+                publish_run(part[half:])
+                return
+            self._track(
+                self.link.publish(self.topics.samples, payload, QOS_SAMPLES, False), part, mids
+            )
+            self.stats.samples_published += len(part)
+
         def flush_run() -> None:
             if run:
-                payload = encode_sample_batch(self.device_id, [i.body for i in run])
-                self._track(
-                    self.link.publish(self.topics.samples, payload, QOS_SAMPLES, False), run, mids
-                )
-                self.stats.samples_published += len(run)
+                publish_run(list(run))
                 run.clear()
 
         for item in items:

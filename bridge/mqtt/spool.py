@@ -168,6 +168,8 @@ class Spool:
         )
         row = conn.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
         self._dropped = int(row[0]) if row else 0
+        self._dropped_unsaved = False
+        """Items lost while the database could not be written, not yet in ``spool_meta``."""
         self._acked: set[int] = set()
         self._dirty = False
         self._next_sync = self._clock.monotonic()
@@ -269,7 +271,17 @@ class Spool:
             if extend:  # half the reservation used: extend it (durable at the next sync point)
                 self._reserve(item.seq + SEQ_BLOCK, clean=False, conn=conn)
 
-        self._write(work, new_top=item.seq)
+        try:
+            self._write(work, new_top=item.seq)
+        except sqlite3.Error:
+            if item.kind == KIND_SAMPLE:
+                # A sample that cannot be stored (a full disk, an I/O error) is lost: its
+                # number is used up all the same, so consumers see a gap, and it is counted.
+                # (An event is kept by the publisher and written once the disk allows.)
+                self._last_seq = item.seq
+                self._dropped += 1
+                self._dropped_unsaved = True
+            raise
         self._last_seq = item.seq
         self._depth += 1
         if item.seq > self._durable_reserved:
@@ -344,14 +356,16 @@ class Spool:
     def prune(self) -> int:
         """Enforce ``max_age`` and ``max_size_mb``; return how many items were dropped."""
         dropped = self._prune_age() + self._prune_size()
-        if dropped:
+        if dropped or self._dropped_unsaved:
             self._dropped += dropped
             self._conn.execute(
                 "INSERT INTO spool_meta (key, value) VALUES ('dropped', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (self._dropped,),
             )
+            self._dropped_unsaved = False
             self._dirty = True
+        if dropped:
             self._over_limit.failed(
                 f"dropped {dropped} undelivered item(s), {self._dropped} in all"
             )
@@ -423,7 +437,8 @@ class Spool:
                 conn, new_top if new_top is not None else self._last_seq
             )
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         self._depth -= removed

@@ -327,7 +327,7 @@ class Actions:
             result = self._run(command)
             commands.append(result)
             if result.ok:
-                log.critical("shutdown command accepted: %s", command)
+                log.critical("shutdown command accepted: %s (exit 0)", command)
                 break
             log.error(
                 "shutdown command %s failed: %s%s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.listener import Listener
+from bridge.shutdown.memory import ReplayMemory, default_memory_path
 from bridge.shutdown.runtime import ClientRuntime, Stop, SuspendAwareClock, client_identity
 
 log = logging.getLogger("bridge.shutdown")
@@ -109,18 +111,33 @@ def build_client(
     actions: Actions | None = None,
     dry_run: bool = False,
     key: bytes | None = None,
+    memory_path: Path | None = None,
 ) -> tuple[ClientRuntime, Listener]:
+    """The runtime and its listener; the replay memory lives in ``memory_path`` (default
+    :func:`~bridge.shutdown.memory.default_memory_path`, or ``client.memory_file``)."""
     clock = clock or SuspendAwareClock()
     client_id, name = client_identity(config)
     actions = actions or Actions(config.shutdown, dry_run=dry_run or config.shutdown.dry_run)
+    path = memory_path or memory_file(config)
     runtime = ClientRuntime(
-        config, clock=clock, actions=actions, key=key, client_id=client_id, name=name
+        config,
+        clock=clock,
+        actions=actions,
+        key=key,
+        client_id=client_id,
+        name=name,
+        memory=ReplayMemory(path),
     )
     listener = Listener(
         config.mqtt,
         host=host,
         port=port,
-        mqtt_client_id=config.mqtt.client_id or f"powerbridge-client-{client_id}",
+        # Random per run: nobody can take this connection over by guessing its id, and a
+        # second process with the same identity (a foreground test run next to the
+        # service) does not make the broker drop this one (it is detected instead).
+        mqtt_client_id=(
+            config.mqtt.client_id or f"powerbridge-client-{client_id}-{secrets.token_hex(6)}"
+        ),
         username=config.mqtt.username or client_user(client_id),
         password=config.mqtt.password(),
         status_topic=runtime.topics.status,
@@ -130,6 +147,13 @@ def build_client(
     )
     runtime.publisher = listener
     return runtime, listener
+
+
+def memory_file(config: ClientConfig) -> Path:
+    """This client's replay memory file (``client.memory_file`` or the default)."""
+    if config.client.memory_file:
+        return Path(config.client.memory_file)
+    return default_memory_path(client_identity(config)[0])
 
 
 def describe(runtime: ClientRuntime) -> str:
@@ -159,10 +183,17 @@ def start_client(
     clock: Clock | None = None,
     actions: Actions | None = None,
     key: bytes | None = None,
+    memory_path: Path | None = None,
 ) -> RunningClient:
     """Start a client in a background thread (for tests and the demo)."""
     runtime, listener = build_client(
-        config, host=host, port=port, clock=clock, actions=actions, key=key
+        config,
+        host=host,
+        port=port,
+        clock=clock,
+        actions=actions,
+        key=key,
+        memory_path=memory_path,
     )
     thread = threading.Thread(target=runtime.run, name="powerbridge-client", daemon=True)
     thread.start()

@@ -5,24 +5,29 @@ Nothing that fails a check here can reach the policy.  The checks, in order:
 ``mains`` (``<base>/<device_id>/mains``)
     size ≤ :data:`~bridge.mqtt.contract.MAX_CONTROL_PAYLOAD`; a JSON object of a known
     version; with a key: a valid signature; strictly the documented shape; ``device``
-    equal to the topic's device id; with a key: *fresh* (see below); in *order*:
-    a sequence number lower than the last accepted one is a replay; an equal one is a
-    refresh of the same announcement (same state required; an identical ``ts`` is a
-    duplicate delivery and an older ``ts`` a stale copy, both ignored).
+    equal to the topic's device id; in *order* (below).
 
-Freshness (signed messages only)
-    A replayed message is always old by the signer's clock.  With no memory of the
-    bridge, ``ts`` must not be older than ``max_age`` by our wall clock.  Once a
-    message is accepted, it *anchors* the bridge's clock to our monotonic clock:
-    later messages must not be older than ``max_age`` by the bridge clock predicted
-    from the anchor (or by our wall clock).  A wall-clock jump on this computer
-    therefore does not reject a live bridge, and messages from the "future" are
-    never replays (they cannot be forged without the key).
+Order and freshness, without any wall clock
+    Every ``mains`` message carries ``seq`` (the announcement's number, which never
+    goes backwards for a device), ``boot`` (random at every start of the bridge) and
+    ``n`` (the message's number within that run).  Against the last accepted message
+    of the bridge (the *memory*):
+
+    * a higher ``seq`` is a new announcement (from the same run, ``n`` must be higher
+      too; a new run always starts with a ``seq`` of its own, higher than any before);
+    * the same ``seq`` from the same run with a higher ``n`` is a refresh (same state
+      required); a lower or equal ``n`` is a re-delivery, ignored;
+    * anything else — a lower ``seq``, or the same ``seq`` from another run — is a
+      replay, rejected.
+
+    A signed replay of an old message therefore needs no timestamp to be refused, and
+    a Pi whose clock is hours off is judged exactly like one whose clock is right.
+    The memory is never forgotten: not on the bridge's ``offline`` (a restarted bridge
+    keeps numbering upwards), and not on a client restart when the runtime keeps it on
+    disk (:class:`ReplayMemory`).
 
 ``status``
-    ``online`` or ``offline`` exactly.  ``offline`` forgets the bridge's sequence
-    memory: a reinstalled bridge may restart its numbering, and the freshness rule
-    alone guards the next message.
+    ``online`` or ``offline`` exactly.  Neither changes the order memory.
 
 Commands (``clients/<id|all>/cmd/<name>``)
     known name; not retained (a retained command would be obeyed again after every
@@ -40,7 +45,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from bridge.errors import PayloadError
@@ -106,13 +111,33 @@ def sign_command(key: bytes, topic: str, payload: dict[str, Any]) -> dict[str, A
     return {**payload, "sig": signing.signature(key, command_signing_body(topic, payload))}
 
 
-@dataclass
-class _Memory:
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The last accepted ``mains`` message of one bridge: what order is judged against."""
+
     seq: int
+    boot: str
+    n: int
     state: MainsState
-    ts: datetime
-    anchor_ts: datetime
-    anchor_mono: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "boot": self.boot, "n": self.n, "state": self.state.value}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Mark:
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        seq, boot, n, state = data.get("seq"), data.get("boot"), data.get("n"), data.get("state")
+        if (
+            not isinstance(seq, int)
+            or isinstance(seq, bool)
+            or not isinstance(boot, str)
+            or not isinstance(n, int)
+            or isinstance(n, bool)
+            or state not in ("on", "off", "unknown")
+        ):
+            raise ValueError("not a mark")
+        return cls(seq, boot, n, MainsState(state))
 
 
 class Intake:
@@ -128,15 +153,27 @@ class Intake:
     ) -> None:
         self._bridges = frozenset(bridges)
         self._key = key
-        self._max_age = timedelta(seconds=max_age)
         self._max_age_s = max_age
         self._allow_remote = allow_remote and key is not None
-        self._memory: dict[str, _Memory] = {}
+        self._memory: dict[str, Mark] = {}
+        self._reported: set[str] = set()
+        """Bridges whose current mark has been handed to the tracker in this run."""
         self._nonces: OrderedDict[str, float] = OrderedDict()
 
     @property
     def signed(self) -> bool:
         return self._key is not None
+
+    @property
+    def marks(self) -> dict[str, Mark]:
+        """The order memory (a copy), to be kept on disk."""
+        return dict(self._memory)
+
+    def restore(self, marks: dict[str, Mark]) -> None:
+        """Load an order memory kept from an earlier run (watched bridges only)."""
+        for device, mark in marks.items():
+            if device in self._bridges:
+                self._memory[device] = mark
 
     # -- mains ------------------------------------------------------------------------
     def mains(
@@ -144,27 +181,29 @@ class Intake:
         device_id: str,
         raw: bytes,
         received: float,
-        wall: datetime,
+        wall: datetime | None = None,
         *,
         retained: bool = False,
     ) -> MainsFact | Ignored | Rejected:
-        """Check a ``mains`` payload from ``device_id``'s topic, received at ``received``."""
+        """Check a ``mains`` payload from ``device_id``'s topic, received at ``received``.
+
+        ``wall`` is not used: order is judged by ``seq``/``boot``/``n`` alone.
+        """
+        del wall
         try:
             payload = self._decode_mains(device_id, raw)
             memory = self._memory.get(device_id)
-            self._check_fresh(payload.ts, memory, received, wall)
             ignored = self._check_order(payload, memory)
         except _Reject as exc:
             return exc.rejected
-        if ignored is not None:
+        if ignored is not None and not (
+            ignored.reason == "duplicate" and device_id not in self._reported
+        ):
             return ignored
-        self._memory[device_id] = _Memory(
-            seq=payload.seq,
-            state=payload.state,
-            ts=payload.ts,
-            anchor_ts=payload.ts,
-            anchor_mono=received,
-        )
+        # (A copy of the remembered message, first seen in this run after a restart of the
+        # client, still tells the tracker what the bridge last said.)
+        self._reported.add(device_id)
+        self._memory[device_id] = Mark(payload.seq, payload.boot, payload.n, payload.state)
         return MainsFact(
             device_id=device_id,
             state=payload.state,
@@ -172,6 +211,7 @@ class Intake:
             elapsed_s=payload.elapsed_s,
             received=received,
             live=not retained,
+            boot=payload.boot,
         )
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
@@ -202,36 +242,29 @@ class Intake:
         return payload
 
     @staticmethod
-    def _check_order(payload: MainsPayload, memory: _Memory | None) -> Ignored | None:
-        if memory is None or payload.seq > memory.seq:
+    def _check_order(payload: MainsPayload, memory: Mark | None) -> Ignored | None:
+        if memory is None:
             return None
-        if payload.seq < memory.seq:
-            raise _Reject(
-                "replayed",
-                f"sequence {payload.seq} after {memory.seq} (if the bridge was "
-                "reinstalled and restarted its numbering, restart this client)",
-            )
-        if payload.state is not memory.state:
-            raise _Reject("inconsistent", f"sequence {payload.seq} announced with two states")
-        if payload.ts == memory.ts:
-            return Ignored("duplicate")
-        if payload.ts < memory.ts:
-            return Ignored("stale_refresh")
-        return None
-
-    def _check_fresh(
-        self, ts: datetime, memory: _Memory | None, received: float, wall: datetime
-    ) -> None:
-        if self._key is None or ts >= wall - self._max_age:
-            return
-        if memory is not None:
-            predicted = memory.anchor_ts + timedelta(seconds=received - memory.anchor_mono)
-            if ts >= predicted - self._max_age:
-                return
+        same_run = payload.boot == memory.boot
+        if payload.seq > memory.seq:
+            if same_run and payload.n <= memory.n:
+                raise _Reject(
+                    "inconsistent", f"sequence {payload.seq} numbered {payload.n} in its run"
+                )
+            return None
+        if payload.seq == memory.seq and same_run:
+            if payload.n <= memory.n:
+                return Ignored("duplicate" if payload.n == memory.n else "stale_refresh")
+            if payload.state is not memory.state:
+                raise _Reject("inconsistent", f"sequence {payload.seq} announced with two states")
+            return None
+        if same_run and payload.n < memory.n:
+            return Ignored("stale_refresh")  # an older message of this run, delivered late
         raise _Reject(
-            "stale",
-            f"signed at {ts.isoformat()}, older than {self._max_age_s:g} s "
-            "(a replay, or the clocks of the two machines disagree)",
+            "replayed",
+            f"sequence {payload.seq} (run {payload.boot}) after {memory.seq} (run "
+            f"{memory.boot}): an old message; if the bridge was reinstalled and restarted "
+            "its numbering, run `powerbridge client forget` here and restart the client",
         )
 
     # -- status -----------------------------------------------------------------------
@@ -242,7 +275,6 @@ class Intake:
         if raw == ONLINE.encode():
             return True
         if raw == OFFLINE.encode():
-            self._memory.pop(device_id, None)
             return False
         return Rejected("malformed", f"status must be {ONLINE!r} or {OFFLINE!r}")
 

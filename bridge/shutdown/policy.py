@@ -4,8 +4,9 @@ No I/O, no clock, no logging: the caller passes the monotonic ``now`` and acts o
 the result.  The rules, in the order they are applied:
 
 1. A watched bridge never heard from counts as *supplied* (no decision on missing
-   information) and is reported after a grace period.  So does a bridge whose only
-   report is a retained message and that has never been seen alive (old news).
+   information) and is reported after a grace period.  So does a bridge whose
+   announced outage this client has not received *live* (a retained message, or a
+   broker's restored ``status``, is old news: see :mod:`bridge.shutdown.view`).
 2. A bridge whose last announced state is *on* counts as supplied, whatever happens
    to the link: losing it is reported after ``lost_warning_after``, never acted on.
 3. A bridge whose last announced state is *off* counts as *not supplied* from the
@@ -16,7 +17,8 @@ the result.  The rules, in the order they are applied:
    and the deadline is that instant + ``delay``.  Restoration before the deadline
    simply makes the condition false again: the countdown is cancelled.
 5. A bridge in outage that is *lost* (its ``status`` went offline, the broker link
-   is down, or it fell silent for ``silence_after``) keeps counting to the same
+   is down, it fell silent for ``silence_after``, or it restarted and is confirming
+   its input again) keeps counting to the same
    deadline (``continue``), or — with ``shutdown_now`` — shuts down as soon as the
    loss is seen, provided the shutdown condition holds.
 6. An authenticated remote ``shutdown_now`` shuts down ``remote_cancel_window``
@@ -116,6 +118,8 @@ def _lost(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | N
         detected.append(view.disconnected_since)
     if b.online is False and b.offline_since is not None:
         detected.append(b.offline_since)
+    if b.confirming_since is not None:
+        detected.append(b.confirming_since)
     if b.last_heard is not None and now >= b.last_heard + s.silence_after:
         detected.append(b.last_heard + s.silence_after)
     return min(detected) if detected else None
@@ -128,6 +132,8 @@ def _last_sign_of_life(b: BridgeView, view: View, now: float, s: PolicySettings)
         times.append(view.disconnected_since)
     if b.online is False and b.offline_since is not None:
         times.append(b.offline_since)
+    if b.confirming_since is not None:
+        times.append(b.confirming_since)
     if b.last_heard is not None and now >= b.last_heard + s.silence_after:
         times.append(b.last_heard)
     return min(times) if times else None
@@ -174,14 +180,14 @@ def decide(view: View, now: float, settings: PolicySettings) -> Decision:  # noq
             else:
                 wake.append(grace_end)
             continue
-        if b.mains is MainsState.OFF and not b.seen_alive:
+        if b.mains is MainsState.OFF and (b.live_seq is None or b.live_seq != b.seq):
             supplied += 1
             notices.append(
                 Notice(
                     "stale",
                     b.device_id,
-                    f"bridge {b.device_id} last reported an outage but has not been seen "
-                    "alive since this client started: not acting on old news",
+                    f"bridge {b.device_id} last reported an outage that this client has not "
+                    "received live from it: not acting on old news (waiting for the bridge)",
                 )
             )
             continue

@@ -13,10 +13,12 @@ while the computer sleeps, so a suspended countdown is not silently extended.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
 import re
+import secrets
 import socket
 import threading
 import time
@@ -30,6 +32,7 @@ from bridge.config.client import ClientConfig
 from bridge.model import MainsState
 from bridge.mqtt.contract import (
     ALL_CLIENTS,
+    OFFLINE,
     ONLINE,
     QOS_CLIENT_STATE,
     BridgeTopics,
@@ -40,6 +43,7 @@ from bridge.mqtt.contract import (
 from bridge.shutdown.actions import Actions, ShutdownOutcome
 from bridge.shutdown.discovery import client_discovery
 from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejections
+from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker
 
@@ -49,6 +53,8 @@ QOS_CLIENT: Final = QOS_CLIENT_STATE
 STATE_INTERVAL: Final = 5.0
 """While counting, the retained state (with ``seconds_left``) is republished this often."""
 MAX_SLEEP: Final = 60.0
+RETRY_AFTER: Final = 60.0
+"""A shutdown whose every command failed is tried again this long after, while it is due."""
 HA_REPUBLISH_MIN: Final = 0.5
 HA_REPUBLISH_MAX: Final = 3.0
 
@@ -157,6 +163,7 @@ class ClientRuntime:
         name: str | None = None,
         publisher: Publisher | None = None,
         spawn: Callable[[Callable[[], None]], None] = _spawn_thread,
+        memory: ReplayMemory | None = None,
     ) -> None:
         default_id, default_name = client_identity(config)
         self.client_id = client_id or default_id
@@ -175,6 +182,9 @@ class ClientRuntime:
             max_age=config.signing.max_age,
             allow_remote=config.shutdown.allow_remote,
         )
+        self.memory = memory
+        if memory is not None:
+            self.intake.restore(memory.load())
         self.tracker = Tracker(config.bridges, clock.monotonic())
         self.rejections = Rejections(log, clock.monotonic)
         self._queue: queue.Queue[Event] = queue.Queue()
@@ -188,12 +198,16 @@ class ClientRuntime:
             ClientTopics(self._base, ALL_CLIENTS).cmd(""),
         )
         self._ha_status = ha_status_topic(config.mqtt.discovery.prefix)
+        self.instance = secrets.token_hex(6)
+        """This process, in the ``state`` payload: two processes with one identity see it."""
+        self._twins: set[str] = set()
 
         self.decision: Decision | None = None
         self.shutdowns = 0
         """How many times the shutdown action was started (at most once unless dry run)."""
         self._latched = False
         self._outcome: ShutdownOutcome | None = None
+        self._retry_at: float | None = None
         self._warned: set[float] = set()
         self._notices: set[tuple[str, str | None]] = set()
         self._last_state: dict[str, Any] | None = None
@@ -205,6 +219,8 @@ class ClientRuntime:
     def subscriptions(self) -> list[tuple[str, int]]:
         subs = [(topic, 1) for topic in self._routes]
         subs += [
+            (self._topics.status, 1),
+            (self._topics.state, 1),
             (self._topics.cmd_filter, 1),
             (ClientTopics(self._base, ALL_CLIENTS).cmd_filter, 1),
         ]
@@ -245,8 +261,7 @@ class ClientRuntime:
         elif isinstance(event, Disconnected):
             self.tracker.disconnected(event.at)
         elif isinstance(event, ActionDone):
-            self._outcome = event.outcome
-            self._last_state = None
+            self._action_done(event.outcome)
 
     def _message(self, msg: Message) -> None:
         route = self._routes.get(msg.topic)
@@ -256,6 +271,9 @@ class ClientRuntime:
                 self._mains(device, msg)
             else:
                 self._status(device, msg)
+            return
+        if msg.topic in (self._topics.status, self._topics.state):
+            self._own_topic(msg)
             return
         for prefix in self._cmd_prefixes:
             if msg.topic.startswith(prefix):
@@ -270,6 +288,35 @@ class ClientRuntime:
             return
         self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
 
+    def _own_topic(self, msg: Message) -> None:
+        """Our own ``status``/``state``: another process with this identity shows up here."""
+        if msg.retained:
+            return  # what an earlier run (or a twin) left: not a sign of a twin now
+        if msg.topic == self._topics.status:
+            if msg.payload == OFFLINE.encode() and self.publisher is not None:
+                # A twin that stopped (or the last will of one) said we are offline.
+                log.warning(
+                    "someone said this client (%s) is offline while it runs: another "
+                    "`client run` with the same client.id? saying online again",
+                    self.client_id,
+                )
+                self.publisher.publish(msg.topic, ONLINE.encode(), qos=QOS_CLIENT, retain=True)
+            return
+        try:
+            other = json.loads(msg.payload).get("instance")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(other, str) and other != self.instance and other not in self._twins:
+            self._twins.add(other)
+            log.error(
+                "another shutdown client with the id %s is running (instance %s; this one is "
+                "%s): stop one of them, or give one another client.id — both act on outages "
+                "and publish the same state",
+                self.client_id,
+                other,
+                self.instance,
+            )
+
     def _mains(self, device: str, msg: Message) -> None:
         result = self.intake.mains(
             device, msg.payload, msg.received, msg.wall, retained=msg.retained
@@ -280,11 +327,19 @@ class ClientRuntime:
         if isinstance(result, Ignored):
             log.debug("%s: %s", msg.topic, result.reason)
             return
+        if self.memory is not None:
+            self.memory.save(self.intake.marks)
         self._apply_mains(result)
 
     def _apply_mains(self, fact: MainsFact) -> None:
         kind = self.tracker.mains(fact)
-        if kind == "new":
+        if kind == "confirming":
+            log.warning(
+                "%s has (re)started and is confirming its mains input (announcement %d)",
+                fact.device_id,
+                fact.seq,
+            )
+        elif kind == "new":
             word = "OFF (outage)" if fact.state is MainsState.OFF else "on"
             log.warning(
                 "%s announces mains %s (announcement %d, lasting %.1f s when published%s)",
@@ -336,14 +391,22 @@ class ClientRuntime:
         self._log_transition(previous, decision)
         self._log_notices(decision)
         if decision.phase is Phase.SHUTDOWN:
+            if self._latched and self._retry_at is not None and now >= self._retry_at:
+                log.warning("trying the shutdown again (the last attempt failed)")
+                self._latched = False
             self._shutdown(decision)
-        elif decision.phase is Phase.COUNTING:
+        elif decision.phase is Phase.COUNTING and not self._latched:
             self._warn_users(decision)
-        else:
+        elif decision.phase is Phase.IDLE:
             self._warned.clear()
-            if self._latched and self.actions.dry_run and self._outcome is not None:
-                self._latched = False  # dry run: ready to "shut down" again next outage
+            if self._latched and self._outcome is not None:
+                # The action has returned and we are still here (a test command, a dry run,
+                # a refused poweroff) and the shutdown is no longer due: watch again, so
+                # that the next outage is handled like the first.
+                log.warning("the shutdown is no longer due (%s): watching again", decision.reason)
+                self._latched = False
                 self._outcome = None
+                self._retry_at = None
         if self._republish_at is not None and now >= self._republish_at:
             self._republish_at = None
             self._publish_discovery()
@@ -373,6 +436,8 @@ class ClientRuntime:
         if self._latched:
             return
         self._latched = True
+        self._outcome = None
+        self._retry_at = None
         self.shutdowns += 1
         if decision.cause is Cause.REMOTE:
             self.tracker.remote_cancel()  # acted on: a request is obeyed once
@@ -388,6 +453,29 @@ class ClientRuntime:
             self.submit(ActionDone(outcome))
 
         self._spawn(work)
+
+    def _action_done(self, outcome: ShutdownOutcome) -> None:
+        self._outcome = outcome
+        self._last_state = None
+        if outcome.dry_run:
+            return
+        if outcome.ok:
+            log.warning(
+                "the shutdown command has returned with exit 0 (attempt %d); this client "
+                "watches again once the shutdown is no longer due",
+                self.shutdowns,
+            )
+            return
+        self._retry_at = self.clock.monotonic() + RETRY_AFTER
+        results = "; ".join(
+            f"{r.invocation}: {r.error or f'exit {r.returncode}'}" for r in outcome.commands
+        )
+        log.critical(
+            "shutdown attempt %d failed (%s); trying again in %.0f s while it is due",
+            self.shutdowns,
+            results or "no command",
+            RETRY_AFTER,
+        )
 
     def _warn_users(self, decision: Decision) -> None:
         left = decision.seconds_left
@@ -469,6 +557,8 @@ class ClientRuntime:
             "error": "no shutdown command succeeded" if self.failed else None,
             "notices": sorted({n.code for n in decision.notices}),
             "rejected": self.rejections.total,
+            "instance": self.instance,
+            "twins": len(self._twins),
             "ts": isoformat_utc(wall),
         }
 
@@ -510,6 +600,8 @@ class ClientRuntime:
             wake = min(wake, decision.next_check)
         if self._republish_at is not None:
             wake = min(wake, self._republish_at)
+        if self._retry_at is not None:
+            wake = min(wake, self._retry_at)
         if self.phase_name == "counting" and self.publisher is not None and self._connected():
             wake = min(wake, self._last_state_at + STATE_INTERVAL)
         return max(wake, now + 0.01)  # never a busy loop

@@ -5,6 +5,13 @@ either machine never enters: an announced state's start is estimated as
 ``receipt time - elapsed_s`` (the bridge's own monotonic measure of how long the
 state had lasted when it published), and the earliest estimate for one
 announcement wins, because every delay in transit only makes an estimate later.
+
+Liveness: a retained message (delivered because we subscribed) and ``status``
+``online`` only *describe the past* — a broker restores both after its own restart,
+whether or not the bridge is running.  Only a message the bridge sent while we were
+subscribed (not retained) is *live* evidence.  An outage counts for the policy only
+once its announcement has been received live (``live_seq == seq``), and its start
+is then estimated from live messages only.
 """
 
 from __future__ import annotations
@@ -33,9 +40,15 @@ class BridgeView:
     offline_since: float | None = None
     """When ``status`` went ``offline`` (``None`` while online or unknown)."""
     seen_alive: bool = False
-    """Whether this bridge has shown a sign of life to us: ``status`` ``online`` or a live
-    (not retained) ``mains`` message.  A retained report from a bridge never seen alive
-    is history, not a fact to shut down on."""
+    """Whether this bridge has sent us a live (not retained) ``mains`` message since this
+    client started.  ``status`` ``online`` is not enough: a broker restores it from its
+    own memory after a restart."""
+    live_seq: int | None = None
+    """The announcement (``seq``) that was received live; an outage counts only when this
+    equals ``seq`` — a retained report of an outage is history, not a fact to act on."""
+    confirming_since: float | None = None
+    """When the bridge said it had (re)started and is confirming its input (``mains``
+    ``unknown``); ``None`` otherwise.  The last confirmed state is kept meanwhile."""
 
     @property
     def heard(self) -> bool:
@@ -76,6 +89,8 @@ class MainsFact:
     """Client monotonic time of receipt."""
     live: bool
     """``False`` for a retained message delivered on subscribe (possibly old history)."""
+    boot: str = ""
+    """The bridge run that sent it."""
 
 
 class Tracker:
@@ -92,18 +107,50 @@ class Tracker:
 
     # -- facts --------------------------------------------------------------------------
     def mains(self, fact: MainsFact) -> str:
-        """Merge a mains fact; returns ``"new"`` (a new announcement) or ``"refresh"``."""
+        """Merge a mains fact; returns ``"new"``, ``"refresh"`` or ``"confirming"``."""
         old = self._bridges[fact.device_id]
+        seen_alive = old.seen_alive or fact.live
+        if fact.state is MainsState.UNKNOWN:
+            # A (re)started bridge confirming its input: the last confirmed state stays,
+            # and the bridge counts as lost until it confirms one.
+            since = old.confirming_since if old.confirming_since is not None else fact.received
+            self._bridges[fact.device_id] = replace(
+                old, confirming_since=since, last_heard=fact.received, seen_alive=seen_alive
+            )
+            return "confirming"
         estimate = fact.received - fact.elapsed_s
-        same = old.seq == fact.seq and old.mains is fact.state and old.state_start is not None
-        start = min(old.state_start, estimate) if same and old.state_start is not None else estimate
+        same = old.seq == fact.seq and old.mains is fact.state
+        # An earlier start only from live evidence of the same announcement, or of an outage
+        # that was live and goes on across a restart of the bridge (as "lost in an outage").
+        was_live_off = (
+            old.mains is MainsState.OFF
+            and old.live_seq is not None
+            and old.live_seq == old.seq
+            and old.state_start is not None
+        )
+        if (
+            fact.live
+            and old.state_start is not None
+            and (
+                (same and old.live_seq == fact.seq)
+                or (not same and fact.state is MainsState.OFF and was_live_off)
+            )
+        ):
+            start = min(old.state_start, estimate)
+        elif same and not fact.live and old.state_start is not None:
+            start = old.state_start
+        else:
+            start = estimate
+        live_seq = fact.seq if fact.live else (old.live_seq if same else None)
         self._bridges[fact.device_id] = replace(
             old,
             mains=fact.state,
             seq=fact.seq,
             state_start=start,
+            live_seq=live_seq,
+            confirming_since=None,
             last_heard=fact.received,
-            seen_alive=old.seen_alive or fact.live,
+            seen_alive=seen_alive,
         )
         return "refresh" if same else "new"
 
@@ -113,12 +160,7 @@ class Tracker:
         if old.online is online:
             return False
         offline_since = None if online else at
-        self._bridges[device_id] = replace(
-            old,
-            online=online,
-            offline_since=offline_since,
-            seen_alive=old.seen_alive or online,
-        )
+        self._bridges[device_id] = replace(old, online=online, offline_since=offline_since)
         return True
 
     def connected(self) -> None:

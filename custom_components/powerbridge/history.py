@@ -11,7 +11,10 @@ The rules:
 
 * A ``mains`` announcement with a ``seq`` not seen before that changes the state starts
   or ends an outage; the last accepted ``seq`` is stored, so an outage is never counted
-  twice, whatever Home Assistant's restarts.
+  twice, whatever Home Assistant's restarts.  ``unknown`` (a bridge that has just started
+  and is confirming its input) starts and ends nothing; an outage that went on across a
+  restart of the bridge is announced ``off`` again with the same ``outage_count``, and
+  stays one outage.
 * Spooled ``events`` complete the history: an outage that ended while the component could
   not hear the bridge is recorded when the bridge replays it (``replayed`` when it is older
   than the newest announcement).  Outages are keyed by the ``seq`` of the announcement that
@@ -58,6 +61,8 @@ class StoredHistory:
     outage_started: str | None = None
     outage_start_seq: int | None = None
     energy_at_start_wh: float | None = None
+    outage_count_at_start: int | None = None
+    """The bridge's ``outage_count`` when the running outage was announced."""
     energy_total_wh: float = 0.0
     today: str | None = None
     outages_today: int = 0
@@ -159,12 +164,19 @@ class OutageHistory:
         data = self.data
         if mains.seq == data.last_seq:
             return Outcome()  # a refresh of what we know
-        previous = data.last_on
         data.last_seq = mains.seq
+        if mains.on is None:
+            # The bridge has just started and is confirming its input: the state before
+            # its start is history, and nothing starts or ends on "unknown".
+            return Outcome(changed=True)
+        previous = data.last_on
         data.last_on = mains.on
         fired: list[Fired] = []
         if not mains.on:
-            fired.append(self._outage_started(mains, energy_wh))
+            continued = previous is False and data.outage_count_at_start == mains.outage_count
+            if not continued:  # (an outage that went on across a restart of the bridge
+                # is announced again with the same outage count: still the same outage)
+                fired.append(self._outage_started(mains, energy_wh))
         elif previous is False:
             fired.extend(self._outage_ended_by_mains(mains, energy_wh))
         return Outcome(changed=True, fired=tuple(fired))
@@ -173,6 +185,7 @@ class OutageHistory:
         data = self.data
         data.outage_started = protocol.isoformat_utc(mains.since)
         data.outage_start_seq = mains.seq
+        data.outage_count_at_start = mains.outage_count
         data.energy_at_start_wh = energy_wh
         self._count_if_today(mains.since)
         return Fired(
@@ -240,6 +253,7 @@ class OutageHistory:
         if data.outage_start_seq is not None and data.outage_start_seq < record.end_seq:
             data.outage_started = None
             data.outage_start_seq = None
+            data.outage_count_at_start = None
             data.energy_at_start_wh = None
         return [
             Fired(

@@ -31,6 +31,8 @@ MAX_STATE_PAYLOAD: Final = 65536
 QOS_CMD: Final = 1
 MAINS_ON: Final = "on"
 MAINS_OFF: Final = "off"
+MAINS_UNKNOWN: Final = "unknown"
+"""A bridge that has just started and is still confirming its input announces this."""
 
 DEVICE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CLIENT_STATES: Final = ("idle", "counting", "shutting_down")
@@ -195,7 +197,8 @@ class Mains:
     """``<base>/<device_id>/mains`` (see ``MainsPayload`` in the contract)."""
 
     device: str
-    on: bool
+    on: bool | None
+    """``None``: ``unknown`` -- the bridge has just started and is confirming its input."""
     since: datetime
     seq: int
     ts: datetime
@@ -204,6 +207,10 @@ class Mains:
     outage_count: int
     last_outage_s: float | None
     signed: bool
+    boot: str | None = None
+    """The bridge's run id (``None`` from bridges that predate it)."""
+    n: int | None = None
+    """The message's number within that run."""
 
     @classmethod
     def decode(cls, raw: bytes | str, *, key: bytes | None = None) -> Mains:
@@ -212,14 +219,17 @@ class Mains:
         if key is not None and not verify(key, data):
             raise PayloadError("missing or invalid signature")
         state = _field(data, "state", str)
-        if state not in (MAINS_ON, MAINS_OFF):
+        if state not in (MAINS_ON, MAINS_OFF, MAINS_UNKNOWN):
             raise PayloadError(f"unknown mains state {state!r}")
         source = data.get("source", "gpio")
         if not isinstance(source, str):
             raise PayloadError("field 'source' has the wrong type")
+        boot = data.get("boot")
+        if boot is not None and not isinstance(boot, str):
+            raise PayloadError("field 'boot' has the wrong type")
         return cls(
             device=_field(data, "device", str),
-            on=state == MAINS_ON,
+            on=None if state == MAINS_UNKNOWN else state == MAINS_ON,
             since=_time(data, "since"),
             seq=_seq(data),
             ts=_time(data, "ts"),
@@ -228,6 +238,8 @@ class Mains:
             outage_count=_seq(data, "outage_count") if "outage_count" in data else 0,
             last_outage_s=_optional_number(data, "last_outage_s"),
             signed=isinstance(data.get("sig"), str),
+            boot=boot,
+            n=_seq(data, "n") if "n" in data else None,
         )
 
 

@@ -209,6 +209,9 @@ class BridgeRuntime:
 
     @property
     def mains_on(self) -> bool | None:
+        """``None`` while unknown (also while a restarted bridge confirms its input)."""
+        if self.mains is not None and self.mains.on is None:
+            return None
         return self.history.last_on
 
     @property
@@ -217,7 +220,7 @@ class BridgeRuntime:
 
     def outage_duration(self, now: datetime | None = None) -> float | None:
         """Seconds the current outage has lasted (``0`` with mains present, ``None`` unknown)."""
-        last_on = self.history.last_on
+        last_on = self.mains_on
         if self.mains is None or self.mains_received is None or last_on is None:
             return None
         if last_on:

@@ -108,7 +108,7 @@ SENSORS: tuple[PowerbridgeSensorDescription, ...] = (
 # the Python equivalent of the value templates in their discovery payloads.
 BRIDGE_VALUES: dict[str, Callable[[BridgeRuntime], StateValue]] = {
     "outage_started": lambda runtime: (
-        runtime.mains.since if runtime.mains is not None and not runtime.mains.on else None
+        runtime.mains.since if runtime.mains is not None and runtime.mains.on is False else None
     ),
     "last_outage_duration": lambda runtime: (
         None

@@ -18,7 +18,9 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def mains(state: MainsState, seq: int, elapsed: float = 0.5) -> bytes:
-    return MainsPayload("rack-a", state, T0, seq, T0, elapsed, outage_count=seq).encode()
+    return MainsPayload(
+        "rack-a", state, T0, seq, T0, elapsed, boot="0123456789abcdef", n=seq, outage_count=seq
+    ).encode()
 
 
 def test_subscriptions_cover_bridges_and_clients() -> None:

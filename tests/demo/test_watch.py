@@ -84,7 +84,9 @@ def publish_fleet(broker: Mosquitto) -> None:
     a.publish("powerbridge/rack-a/status", "online", retain=True)
     a.publish(
         "powerbridge/rack-a/mains",
-        MainsPayload("rack-a", MainsState.OFF, T0, 7, T0, 12.0).encode(),
+        MainsPayload(
+            "rack-a", MainsState.OFF, T0, 7, T0, 12.0, boot="0123456789abcdef", n=1
+        ).encode(),
         retain=True,
     )
     a.publish(
@@ -198,7 +200,9 @@ def test_live_view_on_a_pipe_prints_one_line_per_change(broker: Mosquitto, tmp_p
         a = TestClient(broker, broker.bridge("rack-a")).connect()
         a.publish(
             "powerbridge/rack-a/mains",
-            MainsPayload("rack-a", MainsState.ON, T0, 8, T0, 2.0).encode(),
+            MainsPayload(
+                "rack-a", MainsState.ON, T0, 8, T0, 2.0, boot="0123456789abcdef", n=2
+            ).encode(),
             retain=True,
         )
         a.disconnect()

@@ -222,7 +222,7 @@ def test_service_check_asks_systemctl(
     publisher.publish(
         topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
     )
-    mains = MainsPayload(DEVICE, MainsState.ON, now, 3, now, 12.0)
+    mains = MainsPayload(DEVICE, MainsState.ON, now, 3, now, 12.0, boot="0123456789abcdef", n=1)
     publisher.publish(topics.mains, mains.encode(), retain=True)
     publisher.disconnect()
     code, lines = run(capsys, "-c", str(write_config()), "--skip", "clock")
@@ -234,6 +234,32 @@ def test_service_check_asks_systemctl(
             "✓ mains pin        mains on (announced by the running service, seq 3)"
         )
     assert code == (0 if expect.startswith("✓") else 1)
+
+
+def test_a_service_still_confirming_its_input_fails_the_mains_check_with_a_hint(
+    write_config: ConfigWriter,
+    fake_systemd: FakeSystemd,
+    broker: Mosquitto,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Right after a start the service announces ``unknown`` until its pin has been stable
+    for the confirmation window: as before any announcement, not a pass."""
+    fake_systemd.set(active="active", enabled="enabled")
+    topics = BridgeTopics("powerbridge", DEVICE)
+    publisher = TestClient(broker, broker.bridge(DEVICE)).connect()
+    now = datetime.now(UTC)
+    publisher.publish(
+        topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
+    )
+    mains = MainsPayload(DEVICE, MainsState.UNKNOWN, now, 4, now, 0.0, boot="0123456789abcdef", n=1)
+    publisher.publish(topics.mains, mains.encode(), retain=True)
+    publisher.disconnect()
+    code, lines = run(capsys, "-c", str(write_config()), "--skip", "clock")
+    assert line(lines, "mains pin").startswith(
+        "✗ mains pin        the service has just started and is still confirming its input"
+    )
+    assert "run the check again in a few seconds" in fix_after(lines, "mains pin")
+    assert code == 1
 
 
 def test_running_service_with_a_stale_reading_fails_the_meter_check(

@@ -238,6 +238,8 @@ class SimulatedBridge:
             seq=event.seq,
             ts=datetime.now(UTC),
             elapsed_s=max(0.0, time.monotonic() - event.began_monotonic),
+            boot="0123456789abcdef",
+            n=event.seq,
             source=event.source,
         )
         self.client.paho.publish(self.topics.mains, payload.encode(), qos=1, retain=True)

@@ -202,14 +202,19 @@ def test_restart_during_outage_keeps_start_and_sequence(tmp_path: Path) -> None:
     assert sensor2.current.seq == outage_seq
     pin2 = factory2.pin(4)  # pulled down: off, as the mains is
     with sensor2:
+        restarted = clock.utcnow()
         settle(sensor2, clock, 10)
-        assert rec2.events == []  # nothing re-announced
+        # The stored state is history: the pin is confirmed afresh and announced as what
+        # this run has seen (off since its start), with a sequence number of its own.
+        assert [(e.state, e.seq, e.began) for e in rec2.events] == [
+            (OFF, outage_seq + 1, restarted)
+        ]
         back = clock.utcnow()
         pin2.drive_high()
         settle(sensor2, clock, 2)
     factory2.close()
-    assert [e.state for e in rec2.events] == [ON]
-    assert rec2.events[0].seq == outage_seq + 1
+    assert [e.state for e in rec2.events] == [OFF, ON]
+    assert rec2.events[1].seq == outage_seq + 2
     done = make_store(tmp_path, clock).last_finished()
     assert done is not None
     assert done.started == cut_utc
@@ -397,3 +402,28 @@ def test_meter_only_source_opens_no_pin(tmp_path: Path, factory: MockFactory) ->
     with sensor:
         assert sensor.pin_level is MainsState.UNKNOWN
         assert not factory.pins
+
+
+def test_a_reserved_number_for_unknown_is_above_every_other_even_without_a_database(
+    tmp_path: Path, factory: MockFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridge's `unknown` at a start takes a number of its own, never shared."""
+    import sqlite3
+
+    clock = ManualClock()
+    rec = Recorder()
+    sensor = make_sensor(tmp_path, factory, clock, rec)
+    pin = factory.pin(4)
+    powered(sensor, pin, clock)
+    first = rec.events[-1].seq
+    assert sensor.reserve_seq() == first + 1
+
+    def broken() -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sensor._store, "next_seq", broken)
+    assert sensor.reserve_seq() == first + 2  # kept in memory
+    pin.drive_low()
+    settle(sensor, clock, 2)
+    sensor.close()
+    assert rec.events[-1].seq == first + 3

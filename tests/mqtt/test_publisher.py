@@ -302,3 +302,67 @@ mqtt:
             h.stop()
     finally:
         broker.kill()
+
+
+def test_a_batch_larger_than_the_brokers_packet_limit_is_split(
+    broker: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    """`config check` bounds spool.batch_size; the publisher splits anything bigger anyway."""
+    from dataclasses import replace
+
+    config = bridge_config(broker, tmp_path)
+    # A broker limit of 4 KiB, with batches of 50 (~7 KiB): what `config check` refuses.
+    config = replace(config, mqtt=replace(config.mqtt, max_packet_size=4096))
+    broker.stop()
+    h = Harness(config).start()
+    try:
+        old = datetime(2026, 1, 1, tzinfo=UTC)
+        for i in range(200):
+            h.call(
+                lambda i=i: h.publisher.add_reading(reading(float(i), old + timedelta(seconds=i)))
+            )
+        broker.start()
+        h.wait_connected()
+        collector.wait_for(lambda: collector.unique_seqs() >= set(range(1, 201)), what="replay")
+        h.wait_drained()
+        batches = collector.on(f"powerbridge/{DEVICE}/samples")
+        assert all(len(m.payload) <= 4096 - 1024 for m in batches)
+        assert len(batches) > 200 // 50  # more messages than batches of 50: they were split
+    finally:
+        h.stop()
+
+
+def test_on_a_full_disk_samples_are_counted_as_lost_and_outage_events_kept(
+    broker: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    config = bridge_config(broker, tmp_path)
+    h = Harness(config).start()
+    conn = h.spool._conn
+    try:
+        h.wait_connected()
+        now = datetime.now(UTC)
+        h.call(lambda: h.publisher.add_reading(reading(1.0)))
+        pages = h.call(lambda: conn.execute("PRAGMA page_count").fetchone()[0])
+        h.call(lambda: conn.execute(f"PRAGMA max_page_count = {pages}"))
+        lost = [h.call(lambda i=i: h.publisher.add_reading(reading(10.0 + i))) for i in range(60)]
+        event = h.call(
+            lambda: h.publisher.add_event(
+                lambda seq: EventPayload(DEVICE, "outage_started", seq, 7, now, now).encode()
+            )
+        )
+        failed = sum(1 for item in lost if item is None)
+        assert failed > 0
+        assert event is None  # not written: kept in memory
+        assert h.call(lambda: h.spool.dropped) == failed
+        time.sleep(0.5)
+        h.call(lambda: conn.execute("PRAGMA max_page_count = 1073741823"))  # space again
+        # written and sent by the next pump, before anything newer
+        collector.wait_for(lambda: len(collector.events) == 1, what="the outage event")
+        h.call(lambda: h.publisher.add_reading(reading(2.0)))
+        collector.wait_for(lambda: len(collector.events) == 1, what="the outage event")
+        last = max(collector.unique_seqs())
+        missing = set(range(1, last + 1)) - collector.unique_seqs()
+        assert len(missing) == failed  # every lost sample is a visible gap
+        assert collector.events[0].seq > max(missing)
+    finally:
+        h.stop()

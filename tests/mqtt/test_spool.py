@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -301,4 +302,41 @@ def test_the_reservation_moves_ahead_before_it_is_needed(tmp_path: Path) -> None
     spool._conn.close()
     reopened = Spool(connect(db_path(tmp_path)), SpoolConfig(), clock=clock, boot_id="boot-2")
     assert reopened.next_seq > SEQ_BLOCK + 200
+    reopened.close()
+
+
+def _fill_the_disk(spool: Spool) -> None:
+    """SQLite's own "database or disk is full": no page may be added from now on."""
+    conn = spool._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def _free_the_disk(spool: Spool) -> None:
+    spool._conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def test_samples_lost_to_a_full_disk_are_counted_and_leave_a_gap(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock)
+    before = spool.add_sample(reading(clock, 1.0))
+    _fill_the_disk(spool)
+    errors: list[str] = []
+    for i in range(60):  # 6 s at 0.1 s
+        clock.advance(0.1)
+        try:
+            spool.add_sample(reading(clock, 1000.0 + i))
+        except sqlite3.Error as exc:
+            errors.append(str(exc))
+    failures = len(errors)
+    assert set(errors) == {"database or disk is full"}
+    assert failures > 0
+    assert spool.dropped == failures
+    _free_the_disk(spool)
+    after = spool.add_sample(reading(clock, 2.0))
+    assert after.seq == before.seq + 61  # the lost ones left a gap consumers can see
+    spool.prune()
+    spool.close()
+    reopened = open_spool(tmp_path, clock)
+    assert reopened.dropped == failures  # persisted once the disk allowed it
     reopened.close()

@@ -13,6 +13,8 @@ from bridge.mqtt.contract import PAYLOAD_VERSION, MainsPayload, dumps
 from bridge.shutdown.intake import sign_command
 
 KEY = b"0123456789abcdef-shared-test-key"
+BOOT = "b0075eed00000001"
+"""The bridge run that sends test messages (unless a test says otherwise)."""
 WALL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
@@ -24,6 +26,8 @@ def mains(
     elapsed: float = 0.0,
     ts: datetime = WALL,
     key: bytes | None = None,
+    boot: str = BOOT,
+    n: int = 1,
 ) -> bytes:
     payload = MainsPayload(
         device=device,
@@ -32,6 +36,8 @@ def mains(
         seq=seq,
         ts=ts,
         elapsed_s=elapsed,
+        boot=boot,
+        n=n,
     ).to_dict()
     if key is not None:
         payload = signing.sign(key, payload)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bridge.clock import ManualClock
 from bridge.config import parse_client_config
 from bridge.mqtt.contract import BridgeTopics, ClientTopics
 from bridge.shutdown.actions import Actions, Invocation, RunResult
+from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.runtime import ClientRuntime, Connected, Disconnected, Message
-from tests.shutdown.payloads import WALL, command, mains
+from tests.shutdown.payloads import BOOT, WALL, command, mains
 
 SHUTDOWN_ARGV = ("/bin/true", "powerbridge-test-shutdown")
 
@@ -45,9 +47,13 @@ class RecordingRunner:
     def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self.calls: list[tuple[float, Invocation]] = []
+        self.returncode = 0
+        """What the shutdown command "returns" (0: accepted)."""
 
     def __call__(self, invocation: Invocation) -> RunResult:
         self.calls.append((self.clock.monotonic(), invocation))
+        if invocation.argv == SHUTDOWN_ARGV:
+            return RunResult(invocation, self.returncode)
         return RunResult(invocation, 0)
 
     @property
@@ -69,6 +75,7 @@ class Sim:
         key: bytes | None = None,
         extra: str = "",
         start: float = 1000.0,
+        memory: Path | None = None,
     ) -> None:
         self.clock = ManualClock(monotonic=start, wall=WALL)
         lines = ["bridges: [" + ", ".join(bridges) + "]", "shutdown:"]
@@ -88,10 +95,13 @@ class Sim:
             name="PC 1",
             publisher=self.publisher,
             spawn=lambda work: work(),
+            memory=ReplayMemory(memory) if memory is not None else None,
         )
         self.key = key
         self.base = self.config.mqtt.base_topic
         self.announced: dict[str, tuple[str, int, float]] = {}
+        self.runs: dict[str, tuple[str, int]] = {}
+        """Per bridge: its current run id and the number of its last ``mains`` message."""
 
     # -- network events ------------------------------------------------------------------
     def deliver(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
@@ -121,12 +131,22 @@ class Sim:
         device: str = "test-bridge",
         retained: bool = False,
         bridge_wall_offset: float = 0.0,
+        boot: str | None = None,
+        n: int | None = None,
     ) -> None:
+        """A ``mains`` message of ``device``'s current run (or of run ``boot``), numbered next."""
         from datetime import timedelta
 
         self.announced[device] = (state, seq, self.clock.monotonic() - elapsed)
+        run, last = self.runs.get(device, (BOOT, 0))
+        if boot is not None and boot != run:
+            run, last = boot, 0
+        number = last + 1 if n is None else n
+        self.runs[device] = (run, max(last, number))
         ts = self.clock.utcnow() + timedelta(seconds=bridge_wall_offset)
-        payload = mains(state, seq, device=device, elapsed=elapsed, ts=ts, key=self.key)
+        payload = mains(
+            state, seq, device=device, elapsed=elapsed, ts=ts, key=self.key, boot=run, n=number
+        )
         self.deliver(BridgeTopics(self.base, device).mains, payload, retained=retained)
 
     def command(self, name: str, *, target: str = "pc1", **kw: Any) -> None:

@@ -15,13 +15,21 @@ def test_signed_mains_from_the_bridge_publisher_is_accepted() -> None:
     event = MainsEvent(MainsState.OFF, WALL, bridge_clock.monotonic() - 0.5, seq=42)
     bridge_clock.advance(12.3456)
     raw = mains_payload(
-        "rack-a", event, clock=bridge_clock, outage_count=3, last_outage_s=95.25, key=KEY
+        "rack-a",
+        event,
+        clock=bridge_clock,
+        outage_count=3,
+        last_outage_s=95.25,
+        boot="0123456789abcdef",
+        n=7,
+        key=KEY,
     )
     intake = Intake(["rack-a"], key=KEY)
     fact = intake.mains("rack-a", raw, 7.0, bridge_clock.utcnow())
     assert isinstance(fact, MainsFact)
     assert (fact.state, fact.seq) == (MainsState.OFF, 42)
     assert abs(fact.elapsed_s - 12.8456) < 0.001
+    assert (fact.boot, fact.live) == ("0123456789abcdef", True)
     other = Intake(["rack-a"], key=b"some other key of 16+ bytes")
     rejected = other.mains("rack-a", raw, 7.0, bridge_clock.utcnow())
     assert isinstance(rejected, Rejected)

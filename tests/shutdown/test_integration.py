@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -79,14 +80,25 @@ class FakeBridge:
             will=(self.topics.status, b"offline"),
         ).connect()
         self.announced: tuple[MainsState, int, float] | None = None
+        self.boot = secrets.token_hex(8)
+        """This run's id; :meth:`restart_run` starts another (a restarted bridge)."""
+        self.n = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def online(self) -> None:
         self.mqtt.publish(self.topics.status, b"online", retain=True)
 
+    def restart_run(self) -> None:
+        with self._lock:
+            self.boot, self.n = secrets.token_hex(8), 0
+
     def payload(self, state: MainsState, seq: int, started: float) -> bytes:
         now = datetime.now(UTC) + self.wall_offset
+        with self._lock:
+            self.n += 1
+            boot, n = self.boot, self.n
         data = MainsPayload(
             device=DEVICE,
             state=state,
@@ -94,6 +106,8 @@ class FakeBridge:
             seq=seq,
             ts=now,
             elapsed_s=max(0.0, time.monotonic() - started),
+            boot=boot,
+            n=n,
         ).to_dict()
         if self.key is not None:
             data = signing.sign(self.key, data)
@@ -357,6 +371,7 @@ def test_forged_and_replayed_messages_are_rejected(harness: Harness, broker: Mos
     try:
         genuine.online()
         old_outage = genuine.payload(MainsState.OFF, 1, time.monotonic() - 1000)
+        genuine.restart_run()  # the outage was announced by an earlier run of the bridge
         genuine.announce("on", 2)
         client = harness.start("delay: 1s", signed=True)
         settle_retained(harness, client)
@@ -412,6 +427,7 @@ def forger_like(genuine: FakeBridge) -> FakeBridge:
     clone = object.__new__(FakeBridge)
     clone.key = b"a forger's key, sixteen bytes or more"
     clone.wall_offset = genuine.wall_offset
+    clone.boot, clone.n, clone._lock = genuine.boot, 1000, threading.Lock()
     return clone
 
 
@@ -510,6 +526,7 @@ def test_client_status_reads_the_retained_state(
     from bridge.shutdown.app import fetch_state
 
     bridge.announce("off", 2)
+    bridge.refresh_every(0.3)  # a live bridge: a retained "off" alone is only history
     client = harness.start("delay: 10m")
     settle_retained(harness, client)
     config = harness.tmp / "client.yaml"

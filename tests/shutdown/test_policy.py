@@ -22,7 +22,8 @@ def on(device: str = "a", **kw: object) -> BridgeView:
 
 
 def off(device: str = "a", start: float = T0, **kw: object) -> BridgeView:
-    base = BridgeView(device, OFF, 2, start, T0 + 1, True, None, True)
+    """An outage announcement (seq 2) received live."""
+    base = BridgeView(device, OFF, 2, start, T0 + 1, True, None, True, live_seq=2)
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -61,10 +62,47 @@ ROWS = [
     ),
     Row(
         "retained outage from a bridge never seen alive: old news, no decision",
-        (off(start=T0 - 5000, seen_alive=False, online=False, offline_since=T0),),
+        (off(start=T0 - 5000, seen_alive=False, live_seq=None, online=False, offline_since=T0),),
         T0 + 3600,
         Phase.IDLE,
         notices=("stale",),
+    ),
+    Row(
+        "retained outage with a retained status online (a broker's memory): old news",
+        (off(start=T0 - 5000, seen_alive=False, live_seq=None, online=True),),
+        T0 + 3600,
+        Phase.IDLE,
+        notices=("stale",),
+        supplied=1,
+    ),
+    Row(
+        "a live bridge whose newer outage announcement came retained only: old news",
+        (off(start=T0 - 5000, seq=3, live_seq=2),),
+        T0 + 3600,
+        Phase.IDLE,
+        notices=("stale",),
+        supplied=1,
+    ),
+    Row(
+        "bridge restarted during a live outage and confirming: lost, original deadline",
+        (off(start=T0, confirming_since=T0 + 100, last_heard=T0 + 100),),
+        T0 + 200,
+        Phase.COUNTING,
+        deadline=T0 + 600,
+        cause=Cause.OUTAGE,
+        notices=("lost_in_outage",),
+        settings=replace(S, silence_after=1000),
+        next_check=T0 + 300,
+    ),
+    Row(
+        "bridge restarted during a live outage and confirming, shutdown_now: at once",
+        (off(start=T0, confirming_since=T0 + 100, last_heard=T0 + 100),),
+        T0 + 200,
+        Phase.SHUTDOWN,
+        deadline=T0 + 100,
+        cause=Cause.LOST_DURING_OUTAGE,
+        notices=("lost_in_outage",),
+        settings=replace(S, silence_after=1000, on_lost_during_outage="shutdown_now"),
     ),
     # -- rule 2/3: on and off
     Row("mains on", (on(),), T0 + 10, Phase.IDLE, next_check=T0 + 90, supplied=1),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from pathlib import Path
 
 import pytest
 
 from bridge.mqtt.contract import ClientTopics, client_node_id
+from bridge.shutdown.runtime import RETRY_AFTER
 from tests.shutdown.payloads import KEY
 from tests.shutdown.sim import Sim
 
@@ -27,13 +30,61 @@ def test_outage_longer_than_the_delay_shuts_down_once_at_the_deadline() -> None:
     assert sim.shutdown_times == []
     sim.advance(60)
     assert sim.shutdown_times == [pytest.approx(deadline)]
-    # more time, refreshes and even a restore: still exactly one action
+    # more time and refreshes of the same outage: still exactly one action
     sim.mains("off", 2, elapsed=700)
-    sim.mains("on", 3)
-    sim.mains("off", 4)
     sim.advance(3600)
     assert len(sim.shutdown_times) == 1
     assert sim.last_state()["state"] == "shutting_down"
+
+
+def test_a_shutdown_command_that_returned_is_not_a_silent_latch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The harmless test command (`[logger, powerbridge test]`) returns and we are still up."""
+    sim = online(Sim("delay: 600\nwarnings: [10]"))
+    with caplog.at_level(logging.WARNING):
+        sim.mains("off", 2)
+        sim.advance(601)
+        assert len(sim.shutdown_times) == 1
+        assert "has returned with exit 0" in caplog.text
+        assert sim.last_state()["state"] == "shutting_down"
+        sim.advance(600)  # still the same outage: not run again
+        assert len(sim.shutdown_times) == 1
+        sim.mains("on", 3)
+        assert sim.last_state()["state"] == "idle"
+        assert sim.last_state()["armed"] is True
+        assert "watching again" in caplog.text
+        # the next outage is handled like the first: warned, then really run
+        sim.mains("off", 4)
+        warned = len(sim.runner.warnings())
+        sim.advance(601)
+    assert len(sim.runner.warnings()) == warned + 1
+    assert len(sim.shutdown_times) == 2
+
+
+def test_a_failed_shutdown_is_retried_while_due_and_logged_with_its_exit_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim = online(Sim("delay: 600\nwarnings: [10]"))
+    sim.runner.returncode = 1  # e.g. a poweroff inhibited or refused
+    with caplog.at_level(logging.WARNING):
+        sim.mains("off", 2)
+        sim.advance(601)
+        assert len(sim.shutdown_times) == 1
+        assert sim.last_state()["error"] == "no shutdown command succeeded"
+        assert "shutdown attempt 1 failed" in caplog.text
+        assert "exit 1" in caplog.text
+        warned = len(sim.runner.warnings())
+        sim.advance(RETRY_AFTER * 3 + 1)
+        assert len(sim.shutdown_times) == 4  # every RETRY_AFTER while the outage lasts
+        assert len(sim.runner.warnings()) == warned  # no warnings of attempts in between
+        sim.runner.returncode = 0
+        sim.advance(RETRY_AFTER)
+        assert len(sim.shutdown_times) == 5
+        sim.advance(RETRY_AFTER * 3)
+        assert len(sim.shutdown_times) == 5  # it worked: no more attempts
+    times = sim.shutdown_times
+    assert [round(b - a) for a, b in itertools.pairwise(times)] == [60, 60, 60, 60]
 
 
 def test_restore_before_the_deadline_cancels(caplog: pytest.LogCaptureFixture) -> None:
@@ -69,9 +120,14 @@ def test_client_started_mid_outage_uses_the_outages_real_start() -> None:
     sim.status(True, retained=True)
     sim.mains("off", 7, elapsed=400, retained=True)  # the outage began 400 s ago
     start = sim.now
-    sim.advance(199)
+    sim.advance(10)
+    # a retained report (and a retained `online`) describes the past: no countdown yet
+    assert sim.runtime.phase_name == "idle"
+    sim.mains("off", 7, elapsed=410)  # the bridge's next refresh, live: its count is trusted
+    assert sim.runtime.phase_name == "counting"
+    sim.advance(188)
     assert sim.shutdown_times == []
-    sim.advance(2)
+    sim.advance(3)
     assert sim.shutdown_times == [pytest.approx(start + 200)]
 
 
@@ -238,6 +294,8 @@ def test_dry_run_logs_and_rearms(caplog: pytest.LogCaptureFixture) -> None:
 def test_state_and_discovery_are_published() -> None:
     sim = online(Sim("delay: 600"))
     topics = ClientTopics("powerbridge", "pc1")
+    assert sim.last_state()["armed"] is False  # retained messages only: not seen alive yet
+    sim.mains("on", 1, elapsed=3601)  # a live refresh
     state = sim.last_state()
     assert state["v"] == 1
     assert state["state"] == "idle"
@@ -277,6 +335,7 @@ def test_state_and_discovery_are_published() -> None:
 def test_state_is_republished_while_counting_but_not_while_idle() -> None:
     sim = online(Sim("delay: 600"))
     topic = ClientTopics("powerbridge", "pc1").state
+    sim.mains("on", 1, elapsed=3601)  # live: armed from here on
     before = len(sim.publisher.on(topic))
     sim.refreshing(600)
     assert len(sim.publisher.on(topic)) == before  # idle: only changes are published
@@ -394,3 +453,73 @@ def test_the_loop_survives_a_failing_publisher_and_still_shuts_down() -> None:
     assert BrokenPublisher.calls > 0
     assert [inv.argv for _, inv in runner.calls] == [SHUTDOWN_ARGV]
     assert abs(runner.shutdown_times[0] - (start + 0.5)) < 1.0
+
+
+# -- liveness, restarts and order ---------------------------------------------------------
+
+
+def test_a_restarted_bridge_re_announcing_an_ended_outage_is_not_obeyed() -> None:
+    """Issue 15, first reproduction: the bridge restarts after the mains came back."""
+    sim = online(Sim("delay: 20"))
+    sim.mains("off", 2, elapsed=0.5)
+    sim.advance(5)
+    sim.status(False)  # the bridge stops; the mains returns while it is down
+    sim.advance(60)  # (counted on as "lost in an outage": that is the documented rule)
+    assert len(sim.shutdown_times) == 1
+    fresh = Sim("delay: 20")  # ...and a PC booting now starts its client
+    fresh.connect()
+    fresh.status(True, retained=True)
+    fresh.mains("off", 2, elapsed=29.9, retained=True)
+    fresh.advance(20)
+    fresh.mains("unknown", 3, boot="1234567812345678")  # the restarted bridge confirms
+    fresh.advance(2)
+    fresh.mains("on", 4, boot="1234567812345678", elapsed=2)
+    fresh.advance(600)
+    assert fresh.shutdown_times == []
+
+
+def test_an_outage_that_goes_on_across_a_bridge_restart_keeps_its_deadline() -> None:
+    sim = online(Sim("delay: 120"))
+    sim.mains("off", 2, elapsed=0.5)
+    start = sim.now - 0.5
+    sim.advance(30)
+    sim.status(False)
+    sim.advance(10)
+    sim.status(True)
+    sim.mains("unknown", 3, boot="1234567812345678")
+    sim.advance(5)
+    sim.mains("off", 4, boot="1234567812345678", elapsed=5)  # confirmed since its own start
+    sim.advance(200)
+    assert sim.shutdown_times == [pytest.approx(start + 120)]
+
+
+def test_the_replay_memory_survives_a_restart_of_the_client(tmp_path: Path) -> None:
+    memory = tmp_path / "memory.json"
+    first = online(Sim("delay: 10", memory=memory))
+    first.mains("off", 2)
+    first.mains("on", 3)
+    assert memory.exists()
+    second = Sim("delay: 10", memory=memory)
+    second.connect()
+    second.mains("off", 2, elapsed=1)  # a late re-delivery of this run: ignored
+    second.mains("off", 2, elapsed=1, boot="0000aaaa0000aaaa")  # a replay: refused
+    second.advance(60)
+    assert second.shutdown_times == []
+    assert second.runtime.rejections.counts == {"replayed": 1}
+    assert not second.runtime.tracker.view().bridges[0].heard
+
+
+def test_client_forget_deletes_the_replay_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bridge.cli import main
+
+    memory = tmp_path / "memory.json"
+    config = tmp_path / "client.yaml"
+    config.write_text(f"client:\n  id: pc1\n  memory_file: {memory}\nbridges: [test-bridge]\n")
+    sim = online(Sim("delay: 10", memory=memory))
+    sim.mains("on", 2)
+    assert memory.exists()
+    assert main(["client", "forget", "-c", str(config)]) == 0
+    assert not memory.exists()
+    assert f"deleted {memory}" in capsys.readouterr().out

@@ -38,7 +38,9 @@ def test_topics() -> None:
 
 
 def test_mains_round_trip() -> None:
-    payload = MainsPayload("rack-a", MainsState.OFF, T0, 7, T0, 12.5, outage_count=3)
+    payload = MainsPayload(
+        "rack-a", MainsState.OFF, T0, 7, T0, 12.5, boot="0123456789abcdef", n=1, outage_count=3
+    )
     assert MainsPayload.decode(payload.encode()) == payload
 
 
@@ -88,7 +90,9 @@ def test_channel_keys() -> None:
 
 def test_signatures() -> None:
     key = b"k" * 32
-    body = MainsPayload("rack-a", MainsState.OFF, T0, 7, T0, 1.0).to_dict()
+    body = MainsPayload(
+        "rack-a", MainsState.OFF, T0, 7, T0, 1.0, boot="0123456789abcdef", n=1
+    ).to_dict()
     signed = signing.sign(key, body)
     assert signing.verify(key, signed)
     assert not signing.verify(b"x" * 32, signed)
