@@ -157,3 +157,30 @@ def test_the_install_guide_runs_verbatim(boot_bare: Boot) -> None:
     assert pi.run(f"powerbridge deployment status -c {CONFIG}", check=False).returncode == 0
     assert pc.run("systemctl is-active powerbridge-client").stdout.strip() == "active"
     pc.wait_for("journalctl -t powerbridge-client | grep -q 'connected to the broker'", 30)
+
+    # `client uninstall` (shutdown-client.md) removes the PC from the broker too: what a new
+    # subscriber (Home Assistant's user) finds retained about it, before and after.
+    def retained_about_the_pc() -> list[str]:
+        out = pi.run(
+            "mosquitto_sub -h localhost -p 1883 -u homeassistant"
+            ' -P "$(cat /etc/mosquitto/powerbridge/credentials/homeassistant.password)"'
+            " -t 'powerbridge/clients/office-pc/#' -t 'homeassistant/+/client-office-pc/#'"
+            " --retained-only -W 2 -F %t",
+            check=False,
+        ).stdout
+        return sorted(out.split())
+
+    pc.wait_for("journalctl -t powerbridge-client | grep -q 'connected to the broker'", 30)
+    deadline = time.monotonic() + 20
+    while len(retained_about_the_pc()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    before = retained_about_the_pc()
+    assert "powerbridge/clients/office-pc/state" in before, before
+    assert "powerbridge/clients/office-pc/status" in before, before
+    assert len([t for t in before if t.startswith("homeassistant/")]) == 2, before
+    out = pc.run("powerbridge client uninstall").stdout
+    assert "cleared on the broker" in out, out
+    assert retained_about_the_pc() == []
+    units = pc.run("systemctl list-unit-files --no-legend").stdout
+    assert "powerbridge" not in units, units
+    print(f"measured: retained about the PC before uninstall {before}; after: none")
