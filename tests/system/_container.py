@@ -252,6 +252,8 @@ def prepare_guide_image(scratch: Path) -> Image:
     _git("-C", str(repo), "symbolic-ref", "HEAD", "refs/heads/main")
     (upper / "etc/gitconfig").write_text(
         f'[url "file:///srv/powerbridge.git"]\n\tinsteadOf = {GUIDE_REPOSITORY}\n'
+        # Owned by root, read by the guide's user (who clones GitHub's copy, owned by nobody).
+        "[safe]\n\tdirectory = /srv/powerbridge.git\n"
     )
     (upper / "etc/hosts").write_text(
         "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"

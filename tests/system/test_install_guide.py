@@ -33,6 +33,10 @@ GUIDES = (
 )
 """Each page and the machine its blocks run on unless a marker names another."""
 
+USERS = {"pi": "pi", "office-pc": "alice"}
+"""Who types the guide's commands on each machine: an ordinary user in group ``sudo`` who may
+use it without a password, as Raspberry Pi OS's imager sets up its first user."""
+
 
 @dataclass(frozen=True)
 class StandIn:
@@ -98,16 +102,31 @@ def with_clock_skip(script: str) -> str:
     )
 
 
+def add_user(box: Container) -> str:
+    user = USERS[box.name]
+    box.run(
+        f"useradd --create-home --shell /bin/bash --groups sudo {user}"
+        f" && echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/010_{user}-nopasswd"
+        f" && chmod 440 /etc/sudoers.d/010_{user}-nopasswd"
+    )
+    return user
+
+
 def run_block(box: Container, block: GuideBlock, *, skip_clock: bool) -> float:
+    """The block as its user types it: a login shell (their HOME and PATH), stopping at the
+    first command that fails."""
     script = with_clock_skip(block.script) if skip_clock else block.script
     box.write("/run/guide-step.sh", script)
     started = time.monotonic()
     result = box.run(
-        "cd /root && bash -e -o pipefail /run/guide-step.sh < /dev/null", check=False, timeout=600
+        f"runuser -l {USERS[box.name]} -c 'bash -e -o pipefail /run/guide-step.sh' < /dev/null",
+        check=False,
+        timeout=600,
     )
     took = time.monotonic() - started
     assert result.returncode == 0, (
-        f"{block.where()} (on {box.name}) exited {result.returncode}:\n{block.script}"
+        f"{block.where()} (on {box.name}, as {USERS[box.name]}) exited {result.returncode}:\n"
+        f"{block.script}"
         f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
     )
     return took
@@ -120,6 +139,11 @@ def test_the_install_guide_runs_verbatim(boot_bare: Boot) -> None:
         # A PC runs no broker of its own (the bridge's is on the same loopback here).
         "office-pc": boot_bare("office-pc", masked=["mosquitto.service"]),
     }
+    for box in boxes.values():
+        print(
+            f"stand-in on {box.name}: user {add_user(box)}, in group sudo without a password"
+            " (what Raspberry Pi OS's imager makes), types the guide's commands"
+        )
     used: set[StandIn] = set()
     skip_clock: bool | None = None
     ran = skipped = 0
@@ -157,6 +181,9 @@ def test_the_install_guide_runs_verbatim(boot_bare: Boot) -> None:
     assert pi.run(f"powerbridge deployment status -c {CONFIG}", check=False).returncode == 0
     assert pc.run("systemctl is-active powerbridge-client").stdout.strip() == "active"
     pc.wait_for("journalctl -t powerbridge-client | grep -q 'connected to the broker'", 30)
+    status = pc.run("sudo powerbridge client status", user=None).stdout
+    assert "service: running" in status, status
+    assert "client: online on the broker" in status, status
 
     # `client uninstall` (shutdown-client.md) removes the PC from the broker too: what a new
     # subscriber (Home Assistant's user) finds retained about it, before and after.
