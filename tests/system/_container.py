@@ -15,7 +15,8 @@ The install guide's test (``test_install_guide.py``) boots from another stack, w
 powerbridge is installed: layer 1, then ``…-wheelhouse`` (the wheels of the build backend and of
 the dependencies, from PyPI, cached), then a session layer that stands in for the network the
 containers do not have: ``/etc/pip.conf`` makes pip read that wheelhouse, and ``/etc/gitconfig``
-makes ``git clone https://github.com/powerbridge/powerbridge.git`` read the checkout under test.
+makes ``git clone https://github.com/powerbridge/powerbridge.git`` read the checkout under test
+(as it is: uncommitted and untracked files included).
 
 A container boots with ``systemd-nspawn --boot --register=no --keep-unit`` in a network
 namespace of its own (or one shared with a second container: they talk over that
@@ -227,8 +228,8 @@ def wheelhouse_layer(base: Path) -> Path:
     return layer / "upper"
 
 
-def _git(*args: str) -> str:
-    result = _run(["git", *args])
+def _git(*args: str, env: dict[str, str] | None = None) -> str:
+    result = _run(["git", *args], env=env)
     if result.returncode != 0:
         raise UnavailableError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -245,8 +246,20 @@ def prepare_guide_image(scratch: Path) -> Image:
     (upper / "etc").mkdir(parents=True, exist_ok=True)
     (upper / "etc/pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {WHEELHOUSE}\n")
     repo = upper / "srv/powerbridge.git"
-    # The checkout as committed plus its uncommitted changes to tracked files.
-    commit = _git("-C", str(ROOT), "stash", "create") or _git("-C", str(ROOT), "rev-parse", "HEAD")
+    # The checkout as it is, uncommitted and untracked (not ignored) files included, as one
+    # commit on top of HEAD made through a private index: the checkout's own is not touched.
+    env = {
+        **os.environ,
+        "GIT_INDEX_FILE": str(scratch / "index"),
+        "GIT_AUTHOR_NAME": "system tier",
+        "GIT_AUTHOR_EMAIL": "system-tier@localhost",
+        "GIT_COMMITTER_NAME": "system tier",
+        "GIT_COMMITTER_EMAIL": "system-tier@localhost",
+    }
+    _git("-C", str(ROOT), "read-tree", "HEAD", env=env)
+    _git("-C", str(ROOT), "add", "-A", env=env)
+    tree = _git("-C", str(ROOT), "write-tree", env=env)
+    commit = _git("-C", str(ROOT), "commit-tree", tree, "-p", "HEAD", "-m", "checkout", env=env)
     _git("init", "-q", "--bare", str(repo))
     _git("-C", str(ROOT), "push", "-q", str(repo), f"{commit}:refs/heads/main")
     _git("-C", str(repo), "symbolic-ref", "HEAD", "refs/heads/main")
