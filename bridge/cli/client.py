@@ -122,7 +122,42 @@ def _uninstall(args: argparse.Namespace) -> int:
     _require_admin(system)
     execute(plan)
     print("uninstalled: the shutdown client no longer starts at boot")
+    if not args.system:
+        _clear_broker(args.config)
     return int(ExitCode.OK)
+
+
+def _clear_broker(path: Path) -> None:
+    """Best effort: remove this PC's retained state and Home Assistant entities from the
+    broker (the service is stopped, so nothing publishes them again)."""
+    from bridge.config import load_client_config
+    from bridge.errors import PowerbridgeError
+    from bridge.shutdown.app import clear_retained, retained_topics
+
+    try:
+        config = load_client_config(path)
+    except PowerbridgeError as exc:
+        print(
+            f"not cleared on the broker: cannot read {path} ({exc}); this PC's retained state "
+            "and its Home Assistant entities stay there",
+            file=sys.stderr,
+        )
+        return
+    try:
+        cleared = clear_retained(config)
+    except PowerbridgeError as exc:
+        topics = " ".join(retained_topics(config))
+        print(
+            f"not cleared on the broker: {exc}. This PC's retained state and its Home "
+            "Assistant entities stay there: run `powerbridge client uninstall` again once the "
+            f"broker is reachable, or publish an empty retained message to: {topics}",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"cleared on the broker: this PC's retained state and its {len(cleared) - 2} "
+        "Home Assistant discovery configs (empty retained messages)"
+    )
 
 
 # --------------------------------------------------------------------------- status

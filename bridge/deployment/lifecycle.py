@@ -604,6 +604,11 @@ class Deployer:
         if health is not None and isinstance(health.get("meter_link"), bool):
             out["link"] = health["meter_link"]
             out["detail"] = "answering" if out["link"] else "not answering"
+            if not out["link"] and health.get("last_reading_age_s") is None:
+                # A bridge that has just (re)started reports before its first read: not a
+                # verdict on the meter.  The newest reading's age is judged instead.
+                out["link"] = None
+                out["detail"] = "no reading yet since the bridge started"
         else:
             out["detail"] = "unknown (no health report from the bridge)"
         return out

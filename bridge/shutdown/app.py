@@ -262,6 +262,73 @@ def fetch_state(
     return (status.decode(errors="replace") if status else None), state
 
 
+def retained_topics(config: ClientConfig) -> list[str]:
+    """Every retained topic this client publishes: its ``state``, its ``status`` and its
+    Home Assistant discovery configs (whether or not discovery is on now: it may have been)."""
+    from bridge.shutdown.discovery import client_discovery
+
+    client_id, name = client_identity(config)
+    topics = ClientTopics(config.mqtt.base_topic, client_id)
+    discovery = client_discovery(
+        config.mqtt.discovery.prefix, config.mqtt.base_topic, client_id, name
+    )
+    return [topics.state, topics.status, *(topic for topic, _payload in discovery)]
+
+
+def clear_retained(config: ClientConfig, *, timeout: float = 5.0) -> list[str]:
+    """Delete this client's retained messages on the broker (an empty retained payload on
+    each of :func:`retained_topics`), as ``client uninstall`` does once the service is
+    stopped; the topics cleared.  :class:`BrokerError` if the broker cannot be reached,
+    refuses us or does not acknowledge every message within ``timeout``."""
+    import time
+    import uuid
+
+    import paho.mqtt.client as mqtt
+
+    from bridge.mqtt.paho import configured_client
+
+    address = resolve_broker(config, stop=_stopped_after(timeout))
+    if address is None:
+        raise BrokerError("no broker found by mDNS")
+    client_id, _name = client_identity(config)
+    topics = retained_topics(config)
+    connected = threading.Event()
+    refused: list[str] = []
+    paho = configured_client(
+        config.mqtt,
+        client_id=f"powerbridge-uninstall-{uuid.uuid4().hex[:8]}",
+        username=config.mqtt.username or client_user(client_id),
+        password=config.mqtt.password(),
+    )
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+        connected.set()
+
+    paho.on_connect = on_connect
+    try:
+        paho.connect(address[0], address[1], keepalive=10)
+    except OSError as exc:
+        raise BrokerError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
+    paho.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        if not connected.wait(timeout):
+            raise BrokerError(f"no answer from {address[0]}:{address[1]} within {timeout:g} s")
+        if refused:
+            raise BrokerError(f"the broker refused us: {refused[0]}")
+        sent = [paho.publish(topic, b"", qos=1, retain=True) for topic in topics]
+        for info in sent:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                raise BrokerError(f"the broker did not acknowledge within {timeout:g} s")
+    finally:
+        paho.disconnect()
+        paho.loop_stop()
+    return topics
+
+
 def _stopped_after(seconds: float) -> threading.Event:
     event = threading.Event()
     timer = threading.Timer(seconds, event.set)

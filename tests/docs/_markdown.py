@@ -22,7 +22,7 @@ def doc_files() -> list[Path]:
 
 
 def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
+    return str(path.relative_to(ROOT)) if ROOT in path.parents else str(path)
 
 
 @dataclass(frozen=True)
@@ -194,3 +194,96 @@ def anchors(path: Path) -> set[str]:
         seen[base] = count + 1
         out.add(base if count == 0 else f"{base}-{count}")
     return out
+
+
+# --------------------------------------------------------------------------- system tier
+
+SYSTEM_MARKER = re.compile(r"^\s*<!--\s*system-tier:\s*(.*?)\s*-->\s*$")
+"""``<!-- system-tier: run -->``, ``<!-- system-tier: run on pc -->`` or
+``<!-- system-tier: skip: REASON -->`` on the line before a ```sh block."""
+
+
+@dataclass(frozen=True)
+class GuideBlock:
+    """One ```sh block of a guide, with its system-tier marker."""
+
+    path: Path
+    line: int
+    """Line number of the opening fence."""
+    script: str
+    """The block's text exactly as in the page (continuations and heredocs intact)."""
+    run: bool
+    host: str
+    """The machine it runs on (``run on NAME``), empty for the guide's default."""
+    reason: str
+    """Why it is not run (``skip: REASON``); empty when run."""
+
+    def where(self) -> str:
+        return f"{rel(self.path)}:{self.line}"
+
+
+class MarkerError(ValueError):
+    """A guide's marker is missing, malformed or not followed by a shell block."""
+
+
+def guide_blocks(path: Path) -> list[GuideBlock]:
+    """Every ```sh block of ``path`` with its marker; :class:`MarkerError` for any block
+    without one (nothing is left out silently) and for a marker that marks nothing."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks: list[GuideBlock] = []
+    problems: list[str] = []
+    pending: tuple[int, str] | None = None
+    i = 0
+    while i < len(lines):
+        marker = SYSTEM_MARKER.match(lines[i])
+        if marker:
+            if pending is not None:
+                problems.append(f"{rel(path)}:{pending[0]}: marker not followed by a sh block")
+            pending = (i + 1, marker.group(1))
+            i += 1
+            continue
+        fence = re.match(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)", lines[i])
+        if not fence:
+            if lines[i].strip() and pending is not None:
+                problems.append(f"{rel(path)}:{pending[0]}: marker not followed by a sh block")
+                pending = None
+            i += 1
+            continue
+        fence_line, marker_text, language = i + 1, pending, fence.group(3).lower()
+        pending = None
+        body: list[str] = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(fence.group(2)):
+            body.append(lines[i])
+            i += 1
+        i += 1
+        if language not in SHELL_LANGUAGES:
+            if marker_text is not None:
+                problems.append(f"{rel(path)}:{marker_text[0]}: marker before a {language!r} block")
+            continue
+        if marker_text is None:
+            problems.append(
+                f"{rel(path)}:{fence_line}: sh block without a <!-- system-tier: … --> marker"
+            )
+            continue
+        parsed = _parse_marker(marker_text[1])
+        if parsed is None:
+            problems.append(f"{rel(path)}:{marker_text[0]}: cannot read marker {marker_text[1]!r}")
+            continue
+        run, host, reason = parsed
+        blocks.append(GuideBlock(path, fence_line, "\n".join(body) + "\n", run, host, reason))
+    if pending is not None:
+        problems.append(f"{rel(path)}:{pending[0]}: marker not followed by a sh block")
+    if problems:
+        raise MarkerError("\n".join(problems))
+    return blocks
+
+
+def _parse_marker(text: str) -> tuple[bool, str, str] | None:
+    run = re.fullmatch(r"run(?:\s+on\s+([\w-]+))?", text)
+    if run:
+        return True, run.group(1) or "", ""
+    skip = re.fullmatch(r"skip:\s*(\S.*)", text)
+    if skip:
+        return False, "", skip.group(1)
+    return None

@@ -2,12 +2,21 @@
 
 Layers, bottom up (all cached outside the checkout except the last two):
 
-1. ``tools/debian-root system-bookworm``: debootstrap of Debian 12 with systemd, Mosquitto, …
-2. ``system-bookworm-venv``: ``/opt/powerbridge``, a venv holding the wheel's dependencies
+1. ``tools/debian-root system-bookworm-<hash of PACKAGES>``: debootstrap of Debian 12 with
+   systemd, Mosquitto and the packages the install guide installs (a root per package list,
+   so that checkouts with different lists do not rebuild each other's);
+2. ``…-venv``: ``/opt/powerbridge``, a venv holding the wheel's dependencies
    from PyPI (rebuilt when ``pyproject.toml``'s dependencies change);
 3. per test session: the project's wheel, built from this checkout, installed into that venv
    with ``--no-deps`` and linked as ``/usr/local/bin/powerbridge``;
 4. per container: an empty upper directory in the test's temporary directory.
+
+The install guide's test (``test_install_guide.py``) boots from another stack, where nothing of
+powerbridge is installed: layer 1, then ``…-wheelhouse`` (the wheels of the build backend and of
+the dependencies, from PyPI, cached), then a session layer that stands in for the network the
+containers do not have: ``/etc/pip.conf`` makes pip read that wheelhouse, and ``/etc/gitconfig``
+makes ``git clone https://github.com/powerbridge/powerbridge.git`` read the checkout under test
+(as it is: uncommitted and untracked files included).
 
 A container boots with ``systemd-nspawn --boot --register=no --keep-unit`` in a network
 namespace of its own (or one shared with a second container: they talk over that
@@ -36,12 +45,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
-BASE_NAME = "system-bookworm"
 PACKAGES = (
     "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,"
-    "mosquitto,iproute2,procps,sudo,udev"
+    "mosquitto,iproute2,procps,sudo,udev,"
+    # What docs/install-raspberry-pi.md installs with apt (the containers have no network:
+    # its `apt install` lines then find them installed, as on a machine that ran them before).
+    "python3-pip,python3-gpiozero,mosquitto-clients,git,pipx"
 )
+BASE_NAME = f"system-bookworm-{hashlib.sha256(PACKAGES.encode()).hexdigest()[:8]}"
 VENV = "/opt/powerbridge"
+WHEELHOUSE = "/var/cache/powerbridge/wheelhouse"
+GUIDE_REPOSITORY = "https://github.com/powerbridge/powerbridge.git"
 PATH_INSIDE = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -177,7 +191,87 @@ class Image:
     """The layers every container of a test session is booted from."""
 
     lower: list[Path]
-    wheel: Path
+    wheel: Path | None = None
+
+
+def build_requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return list(project["build-system"]["requires"])
+
+
+def wheelhouse_layer(base: Path) -> Path:
+    """``WHEELHOUSE``: the wheels pip needs to install the checkout offline (cached)."""
+    wanted = build_requirements() + dependencies()
+    key = hashlib.sha256("\n".join([str(base), *wanted]).encode()).hexdigest()
+    layer = cache_dir() / "roots" / f"{BASE_NAME}-wheelhouse"
+    stamp = layer / "key"
+    if stamp.is_file() and stamp.read_text().strip() == key:
+        return layer / "upper"
+    tmp = layer.with_name(f"{layer.name}.tmp.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with overlay([base], tmp / "upper", tmp / "work", tmp / "merged") as merged:
+            quoted = " ".join(shlex.quote(d) for d in wanted)
+            _in_chroot(
+                merged,
+                "python3 -m venv /tmp/wheelhouse-venv; "
+                f"/tmp/wheelhouse-venv/bin/pip download -q --disable-pip-version-check "
+                f"-d {WHEELHOUSE} pip {quoted}; rm -rf /tmp/wheelhouse-venv",
+            )
+        shutil.rmtree(tmp / "work", ignore_errors=True)
+        shutil.rmtree(tmp / "merged", ignore_errors=True)
+        (tmp / "key").write_text(key + "\n")
+        shutil.rmtree(layer, ignore_errors=True)
+        tmp.rename(layer)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return layer / "upper"
+
+
+def _git(*args: str, env: dict[str, str] | None = None) -> str:
+    result = _run(["git", *args], env=env)
+    if result.returncode != 0:
+        raise UnavailableError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def prepare_guide_image(scratch: Path) -> Image:
+    """Layer 1, the wheelhouse, and the stand-ins for the network (see the module's text)."""
+    preflight()
+    if shutil.which("git") is None:
+        raise UnavailableError("git is missing: apt-get install -y git")
+    base = base_root()
+    wheels = wheelhouse_layer(base)
+    upper = scratch / "guide"
+    (upper / "etc").mkdir(parents=True, exist_ok=True)
+    (upper / "etc/pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {WHEELHOUSE}\n")
+    repo = upper / "srv/powerbridge.git"
+    # The checkout as it is, uncommitted and untracked (not ignored) files included, as one
+    # commit on top of HEAD made through a private index: the checkout's own is not touched.
+    env = {
+        **os.environ,
+        "GIT_INDEX_FILE": str(scratch / "index"),
+        "GIT_AUTHOR_NAME": "system tier",
+        "GIT_AUTHOR_EMAIL": "system-tier@localhost",
+        "GIT_COMMITTER_NAME": "system tier",
+        "GIT_COMMITTER_EMAIL": "system-tier@localhost",
+    }
+    _git("-C", str(ROOT), "read-tree", "HEAD", env=env)
+    _git("-C", str(ROOT), "add", "-A", env=env)
+    tree = _git("-C", str(ROOT), "write-tree", env=env)
+    commit = _git("-C", str(ROOT), "commit-tree", tree, "-p", "HEAD", "-m", "checkout", env=env)
+    _git("init", "-q", "--bare", str(repo))
+    _git("-C", str(ROOT), "push", "-q", str(repo), f"{commit}:refs/heads/main")
+    _git("-C", str(repo), "symbolic-ref", "HEAD", "refs/heads/main")
+    (upper / "etc/gitconfig").write_text(
+        f'[url "file:///srv/powerbridge.git"]\n\tinsteadOf = {GUIDE_REPOSITORY}\n'
+        # Owned by root, read by the guide's user (who clones GitHub's copy, owned by nobody).
+        "[safe]\n\tdirectory = /srv/powerbridge.git\n"
+    )
+    (upper / "etc/hosts").write_text(
+        "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+    )
+    return Image(lower=[upper, wheels, base])
 
 
 def prepare_image(scratch: Path) -> Image:
@@ -251,6 +345,8 @@ class Container:
             overlay(image.lower, workdir / "upper", workdir / "work", workdir / "merged")
         )
         (self.root / "etc/hostname").write_text(f"{name}\n")
+        with (self.root / "etc/hosts").open("a") as hosts:  # as Debian's installer does
+            hosts.write(f"127.0.1.1 {name}\n")
         for unit in masked:  # e.g. a PC runs no broker of its own
             (self.root / "etc/systemd/system" / unit).symlink_to("/dev/null")
         self.process: subprocess.Popen[bytes] | None = None

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.system._container import Container, Image, Netns, UnavailableError, prepare_image
+from tests.system._container import (
+    Container,
+    Image,
+    Netns,
+    UnavailableError,
+    prepare_guide_image,
+    prepare_image,
+)
 
 Boot = Callable[..., Container]
 
@@ -53,9 +60,17 @@ def netns() -> Iterator[Netns]:
     ns.delete()
 
 
-@pytest.fixture
-def boot(image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
-    """``boot(name, binds=[...])``: a booted container in the test's network namespace."""
+@pytest.fixture(scope="session")
+def guide_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """Nothing of powerbridge installed: the install guide installs it (``_container.py``)."""
+    try:
+        return prepare_guide_image(tmp_path_factory.mktemp("guide-image"))
+    except UnavailableError as exc:
+        unavailable(str(exc))
+        raise  # unreachable: unavailable() skips or fails
+
+
+def _booter(image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
     started: list[Container] = []
 
     def _boot(
@@ -82,3 +97,15 @@ def boot(image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
     yield _boot
     for box in reversed(started):
         box.close()
+
+
+@pytest.fixture
+def boot(image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
+    """``boot(name, binds=[...])``: a booted container in the test's network namespace."""
+    yield from _booter(image, netns, tmp_path)
+
+
+@pytest.fixture
+def boot_bare(guide_image: Image, netns: Netns, tmp_path: Path) -> Iterator[Boot]:
+    """As ``boot``, from the stack without powerbridge (for the install guide)."""
+    yield from _booter(guide_image, netns, tmp_path)
