@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from bridge.errors import PayloadError
 from bridge.model import MainsState
 from bridge.mqtt.contract import (
     CLIENTS_LEVEL,
+    MAINS_REFRESH_S,
     MAX_CONTROL_PAYLOAD,
     OFFLINE,
     ONLINE,
@@ -70,6 +72,11 @@ class BridgeView:
     mains: MainsPayload | None = None
     mains_at: float | None = None
     """Monotonic time at which ``mains`` was received."""
+    mains_age: float = 0.0
+    """How old ``mains`` already was when it was received: 0 for a live message; for a
+    retained one (the broker's copy, refreshed every ``MAINS_REFRESH_S``), the bridge's
+    publishing time against this machine's wall clock, bounded by the refresh period, so
+    that a wrong clock can never make the display more than one refresh off."""
     state: dict[str, Any] = field(default_factory=dict)
     state_at: float | None = None
     health: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +89,7 @@ class BridgeView:
         """How long the announced mains state has lasted, by the bridge's monotonic count."""
         if self.mains is None or self.mains_at is None:
             return None
-        return self.mains.elapsed_s + max(0.0, now - self.mains_at)
+        return self.mains.elapsed_s + self.mains_age + max(0.0, now - self.mains_at)
 
     def reading(self, name: str) -> float | None:
         value = self.state.get(name)
@@ -172,9 +179,18 @@ class Fleet:
         return self.clients[client_id]
 
     def handle(
-        self, topic: str, payload: bytes, now: float, *, retained: bool = False
+        self,
+        topic: str,
+        payload: bytes,
+        now: float,
+        *,
+        retained: bool = False,
+        wall: datetime | None = None,
     ) -> list[Change]:
-        """Take one message; return what changed (nothing for topics it does not know)."""
+        """Take one message; return what changed (nothing for topics it does not know).
+
+        ``now`` is the monotonic time of receipt; ``wall`` this machine's wall clock then,
+        used only to estimate the age of a retained ``mains`` for display."""
         levels = topic.split("/")
         base_levels = self.base.split("/")
         if levels[: len(base_levels)] != base_levels:
@@ -184,7 +200,11 @@ class Fleet:
         if len(rest) == 3 and rest[0] == CLIENTS_LEVEL and rest[2] in CLIENT_TOPICS:
             return self._client_message(rest[1], rest[2], payload, now, retained)
         if len(rest) == 2 and rest[0] != CLIENTS_LEVEL and rest[1] in BRIDGE_TOPICS:
-            return self._bridge_message(rest[0], rest[1], payload, now, retained)
+            view = self.bridge(rest[0])
+            changes = self._bridge_message(rest[0], rest[1], payload, now, retained)
+            if rest[1] == "mains" and view.mains is not None and view.mains_at == now:
+                view.mains_age = _retained_age(view.mains, wall) if retained else 0.0
+            return changes
         return []
 
     # -- bridges --------------------------------------------------------------------
@@ -277,3 +297,11 @@ def mains_label(view: BridgeView) -> str:
     if view.mains is None:
         return "unknown"
     return "on" if view.mains.state is MainsState.ON else "OFF"
+
+
+def _retained_age(mains: MainsPayload, wall: datetime | None) -> float:
+    """The age of a retained ``mains`` by its publishing time, within ``[0, refresh]``."""
+    if wall is None:
+        return 0.0
+    age = (wall - mains.ts).total_seconds()
+    return min(max(0.0, age), MAINS_REFRESH_S)

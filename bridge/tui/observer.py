@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -157,7 +158,13 @@ class FleetObserver:
         now = self._clock()
         with self.lock:
             self.last_message_at = now
-            found = self.fleet.handle(msg.topic, bytes(msg.payload), now, retained=bool(msg.retain))
+            found = self.fleet.handle(
+                msg.topic,
+                bytes(msg.payload),
+                now,
+                retained=bool(msg.retain),
+                wall=datetime.now(UTC),
+            )
         for change in found:
             self.changes.put(change)
 

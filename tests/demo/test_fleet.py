@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +43,32 @@ def test_mains_changes_are_reported_once_per_announcement() -> None:
     assert [c.value for c in off] == ["off"]
     view = fleet.bridges["rack-a"]
     assert view.mains_elapsed(53.0) == 3.5  # elapsed_s 0.5 + 3 s since receipt
+
+
+def test_a_retained_mains_is_aged_by_its_publishing_time_within_one_refresh() -> None:
+    """``watch --once`` sees the broker's retained copy, refreshed every 30 s: its
+    ``elapsed_s`` is as old as the copy.  The age comes from the bridge's publishing time
+    (``ts``) against this machine's clock, bounded by the refresh period."""
+    fleet = Fleet("powerbridge")
+    at = T0 + timedelta(seconds=12)  # the copy was published 12 s ago
+    fleet.handle(
+        "powerbridge/rack-a/mains", mains(MainsState.OFF, 2), 100.0, retained=True, wall=at
+    )
+    assert fleet.bridges["rack-a"].mains_elapsed(101.0) == 0.5 + 12 + 1
+    # A wall clock far off cannot make it more than one refresh off, nor negative.
+    far = T0 + timedelta(hours=3)
+    fleet.handle(
+        "powerbridge/rack-a/mains", mains(MainsState.ON, 3), 200.0, retained=True, wall=far
+    )
+    assert fleet.bridges["rack-a"].mains_elapsed(200.0) == 0.5 + 30.0
+    behind = T0 - timedelta(hours=1)
+    fleet.handle(
+        "powerbridge/rack-a/mains", mains(MainsState.OFF, 4), 300.0, retained=True, wall=behind
+    )
+    assert fleet.bridges["rack-a"].mains_elapsed(300.0) == 0.5
+    # A live message is current when it arrives, whatever the clocks say.
+    fleet.handle("powerbridge/rack-a/mains", mains(MainsState.ON, 5), 400.0, wall=far)
+    assert fleet.bridges["rack-a"].mains_elapsed(402.0) == 2.5
 
 
 def test_status_state_and_health() -> None:
