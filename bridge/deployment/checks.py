@@ -470,30 +470,46 @@ def check_mains(ctx: CheckContext) -> CheckResult:
     return _pass("mains", f"{what} ({kind})", pin=cfg.pin, state=level.value, simulated=simulation)
 
 
+CONFIRM_SLACK_S: Final = 3.0
+"""Beyond the confirmation window, how long check waits for a starting service's state."""
+
+
 def _judge_published_mains(ctx: CheckContext) -> CheckResult:
-    raw = _from_service(
-        ctx,
-        "mains",
-        topic=BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did).mains,
-        owned="the pin; its state",
-        missing="the service is running but has announced no mains state",
-        fix="see `journalctl -u powerbridge` for GPIO errors",
+    # A service that has just started announces "unknown" until its input has been
+    # stable for the confirmation window: wait that long (and a little) for its state.
+    window = max(
+        float(getattr(ctx.cfg.mains, "confirm_on", 0.0)),
+        float(getattr(ctx.cfg.mains, "confirm_off", 0.0)),
     )
-    if isinstance(raw, CheckResult):
-        return raw
-    try:
-        payload = MainsPayload.decode(raw)
-    except PayloadError as exc:
-        return _fail("mains", f"the service's mains state is unreadable: {exc}", "report this")
+    attempts = 1 + int((window + CONFIRM_SLACK_S) / 0.5)
+    for attempt in range(attempts):
+        raw = _from_service(
+            ctx,
+            "mains",
+            topic=BridgeTopics(ctx.cfg.mqtt.base_topic, ctx.did).mains,
+            owned="the pin; its state",
+            missing="the service is running but has announced no mains state",
+            fix="see `journalctl -u powerbridge` for GPIO errors",
+        )
+        if isinstance(raw, CheckResult):
+            return raw
+        try:
+            payload = MainsPayload.decode(raw)
+        except PayloadError as exc:
+            return _fail("mains", f"the service's mains state is unreadable: {exc}", "report this")
+        if payload.state is not MainsState.UNKNOWN or attempt == attempts - 1:
+            break
+        time.sleep(0.5)
     if payload.state is MainsState.UNKNOWN:
         # As before any announcement: a service that has just started confirms its input
         # first (a state stored before its start is history, not the present).
         return _fail(
             "mains",
-            "the service has just started and is still confirming its input "
-            f"(mains unknown, seq {payload.seq})",
-            "run the check again in a few seconds (after mains.confirm_on / confirm_off); "
-            "if it stays unknown, see `journalctl -u powerbridge` for a flapping input",
+            "the service is still confirming its input "
+            f"(mains unknown, seq {payload.seq}, after waiting {window + CONFIRM_SLACK_S:g} s)",
+            "a service that has just started confirms the pin over mains.confirm_on / "
+            "confirm_off: run the check again; if it stays unknown, the input flaps: see "
+            "`journalctl -u powerbridge`",
             state=payload.state.value,
             from_service=True,
         )
