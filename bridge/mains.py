@@ -556,22 +556,22 @@ class MainsSensor:
         """The next sequence number, for an announcement that is not a change (``unknown``
         at a start); on a database failure it is kept in memory, still above every other."""
         with self._deliver_lock:
-            try:
-                seq = max(self._store.next_seq(), self._last_seq + 1)
-            except sqlite3.Error as exc:
-                self._db_failure.failed(exc)
-                seq = self._last_seq + 1
-            self._last_seq = seq
-            return seq
+            return self._take_seq()
 
-    def _persist(self, item: Announcement) -> MainsEvent:
-        """Number the announcement and store it; on a database failure keep going in memory."""
+    def _take_seq(self) -> int:
+        """The next sequence number: above the store's and every one handed out before
+        (on a database failure, counted on in memory)."""
         try:
             seq = max(self._store.next_seq(), self._last_seq + 1)
         except sqlite3.Error as exc:
             self._db_failure.failed(exc)
             seq = self._last_seq + 1
         self._last_seq = seq
+        return seq
+
+    def _persist(self, item: Announcement) -> MainsEvent:
+        """Number the announcement and store it; on a database failure keep going in memory."""
+        seq = self._take_seq()
         event = MainsEvent(
             state=item.state,
             began=item.began,

@@ -196,6 +196,25 @@ def test_service_check_without_systemd_fails_unless_skipped(
     assert "--skip service" in fix_after(lines, "service")
 
 
+BOOT = "0123456789abcdef"
+
+
+def publish_as_running_service(
+    broker: Mosquitto, state: MainsState, seq: int, *, elapsed_s: float = 12.0
+) -> TestClient:
+    """Retain what a running service publishes (a reading and its mains state); the
+    publisher stays connected, to publish more."""
+    topics = BridgeTopics("powerbridge", DEVICE)
+    publisher = TestClient(broker, broker.bridge(DEVICE)).connect()
+    now = datetime.now(UTC)
+    publisher.publish(
+        topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
+    )
+    mains = MainsPayload(DEVICE, state, now, seq, now, elapsed_s, boot=BOOT, n=seq)
+    publisher.publish(topics.mains, mains.encode(), retain=True)
+    return publisher
+
+
 @pytest.mark.parametrize(
     ("active", "enabled", "expect"),
     [
@@ -217,15 +236,7 @@ def test_service_check_asks_systemctl(
 ) -> None:
     fake_systemd.set(active=active, enabled=enabled)
     # A running service owns meter and pin: they are judged from what it published.
-    topics = BridgeTopics("powerbridge", DEVICE)
-    publisher = TestClient(broker, broker.bridge(DEVICE)).connect()
-    now = datetime.now(UTC)
-    publisher.publish(
-        topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
-    )
-    mains = MainsPayload(DEVICE, MainsState.ON, now, 3, now, 12.0, boot="0123456789abcdef", n=1)
-    publisher.publish(topics.mains, mains.encode(), retain=True)
-    publisher.disconnect()
+    publish_as_running_service(broker, MainsState.ON, 3).disconnect()
     code, lines = run(capsys, "-c", str(write_config()), "--skip", "clock")
     assert line(lines, "service").startswith(expect)
     if active == "active":
@@ -247,15 +258,7 @@ def test_a_service_still_confirming_its_input_fails_the_mains_check_with_a_hint(
     for the confirmation window: check waits that long for its state, and a state still
     unknown then is not a pass."""
     fake_systemd.set(active="active", enabled="enabled")
-    topics = BridgeTopics("powerbridge", DEVICE)
-    publisher = TestClient(broker, broker.bridge(DEVICE)).connect()
-    now = datetime.now(UTC)
-    publisher.publish(
-        topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
-    )
-    mains = MainsPayload(DEVICE, MainsState.UNKNOWN, now, 4, now, 0.0, boot="0123456789abcdef", n=1)
-    publisher.publish(topics.mains, mains.encode(), retain=True)
-    publisher.disconnect()
+    publish_as_running_service(broker, MainsState.UNKNOWN, 4, elapsed_s=0.0).disconnect()
     code, lines = run(capsys, "-c", str(write_config()), "--skip", "clock")
     assert line(lines, "mains pin").startswith(
         "✗ mains pin        the service is still confirming its input (mains unknown, seq 4,"
@@ -272,16 +275,10 @@ def test_check_waits_for_a_starting_service_to_confirm_its_input(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_systemd.set(active="active", enabled="enabled")
+    publisher = publish_as_running_service(broker, MainsState.UNKNOWN, 4, elapsed_s=0.0)
     topics = BridgeTopics("powerbridge", DEVICE)
-    publisher = TestClient(broker, broker.bridge(DEVICE)).connect()
     now = datetime.now(UTC)
-    publisher.publish(
-        topics.state, encode_state(DEVICE, now, 5, "pzem004t", {"voltage_v": 230.0}), retain=True
-    )
-    boot = "0123456789abcdef"
-    starting = MainsPayload(DEVICE, MainsState.UNKNOWN, now, 4, now, 0.0, boot=boot, n=1)
-    publisher.publish(topics.mains, starting.encode(), retain=True)
-    confirmed = MainsPayload(DEVICE, MainsState.ON, now, 5, now, 2.0, boot=boot, n=2)
+    confirmed = MainsPayload(DEVICE, MainsState.ON, now, 5, now, 2.0, boot=BOOT, n=5)
     timer = threading.Timer(
         1.0, lambda: publisher.publish(topics.mains, confirmed.encode(), retain=True)
     )
