@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.broker.acl import client_user
 from bridge.clock import Clock
 from bridge.config.client import ClientConfig
 from bridge.errors import BrokerError, ConfigError, ConfigProblem
 from bridge.log import RepeatedFailure
-from bridge.mqtt.contract import ClientTopics
+from bridge.mqtt.contract import ClientTopics, client_user
 from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions

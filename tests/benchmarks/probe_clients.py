@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.broker.acl import client_user
 from bridge.config import parse_client_config
 from bridge.model import MainsState
+from bridge.mqtt.contract import client_user
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.listener import Listener
 from bridge.shutdown.policy import Decision, Phase
