@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc, parse_utc
 from bridge.errors import PayloadError
-from bridge.model import MainsState
+from bridge.model import MEASURED, MainsState
 
 PAYLOAD_VERSION: Final = 1
 DEFAULT_BASE: Final = "powerbridge"
@@ -431,17 +431,9 @@ class EventPayload:
 # --------------------------------------------------------------------------- readings
 
 
-READING_FIELDS: Final = (
-    "voltage_v",
-    "current_a",
-    "power_w",
-    "apparent_power_va",
-    "reactive_power_var",
-    "frequency_hz",
-    "power_factor",
-    "energy_wh",
-)
-"""Quantities of a reading, in SI units, as they appear in ``state`` and ``samples``."""
+READING_FIELDS: Final = MEASURED
+"""Quantities of a reading, in SI units, as they appear in ``state`` and ``samples``
+(:data:`bridge.model.MEASURED`, the fields of :class:`~bridge.model.Quantities`)."""
 
 SHARED_FIELDS: Final = ("voltage_v", "frequency_hz")
 """Quantities common to all channels of a meter (never suffixed)."""
