@@ -1,13 +1,15 @@
 """Clocks, injected wherever time matters.
 
 Decisions run on the *monotonic* clock, which never jumps; the wall clock is only
-used to label facts for humans and archives.  Tests pass a :class:`ManualClock`.
+used to label facts for humans and archives.  The bridge runs on :class:`SystemClock`,
+the shutdown client on :class:`SuspendAwareClock`; tests pass a :class:`ManualClock`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -29,6 +31,28 @@ class SystemClock:
     """The real clocks of this machine."""
 
     def monotonic(self) -> float:
+        return time.monotonic()
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SuspendAwareClock:
+    """Monotonic time that keeps counting while the machine is suspended, where the OS offers it.
+
+    Linux: ``CLOCK_BOOTTIME``; macOS: ``CLOCK_MONOTONIC`` (which counts during sleep
+    there, unlike Python's ``time.monotonic``); elsewhere ``time.monotonic``.
+    """
+
+    def __init__(self) -> None:
+        clock_id = getattr(time, "CLOCK_BOOTTIME", None)
+        if clock_id is None and hasattr(time, "CLOCK_MONOTONIC") and sys.platform == "darwin":
+            clock_id = time.CLOCK_MONOTONIC
+        self._clock_id = clock_id
+
+    def monotonic(self) -> float:
+        if self._clock_id is not None:
+            return time.clock_gettime(self._clock_id)
         return time.monotonic()
 
     def utcnow(self) -> datetime:

@@ -7,8 +7,9 @@ of each lives in :mod:`bridge.mqtt.contract`, not here.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Final
 
 
 class MainsState(enum.StrEnum):
@@ -19,17 +20,14 @@ class MainsState(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One sample from a power meter, in SI units; ``None`` where the meter lacks a quantity."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quantities:
+    """What a power meter measures, in SI units; ``None`` where the meter lacks a quantity.
 
-    time: datetime
-    """When the reply was received (UTC, wall clock: a label for humans and archives)."""
-    monotonic: float
-    """The same instant on the monotonic clock (for ages and rates)."""
-    meter: str
-    """Driver name, e.g. ``pzem004t``."""
-    channel: int = 1
+    The one list of quantity names: a meter driver's decoders return these, a
+    :class:`Reading` carries them, and :data:`MEASURED` names them for the MQTT contract.
+    """
+
     voltage_v: float | None = None
     current_a: float | None = None
     power_w: float | None = None
@@ -40,6 +38,31 @@ class Reading:
     energy_wh: float | None = None
     """Total imported active energy, Wh; never decreasing once published."""
     alarm: bool | None = None
+
+
+MEASURED: Final = tuple(f.name for f in fields(Quantities) if f.name != "alarm")
+"""The names of the measured quantities (every field of :class:`Quantities` but ``alarm``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading(Quantities):
+    """One sample from a power meter: its :class:`Quantities`, stamped with time and channel."""
+
+    time: datetime
+    """When the reply was received (UTC, wall clock: a label for humans and archives)."""
+    monotonic: float
+    """The same instant on the monotonic clock (for ages and rates)."""
+    meter: str
+    """Driver name, e.g. ``pzem004t``."""
+    channel: int = 1
+
+    @classmethod
+    def of(
+        cls, quantities: Quantities, *, time: datetime, monotonic: float, meter: str, channel: int
+    ) -> Reading:
+        """The reading of ``quantities``, received at ``time``/``monotonic`` on ``channel``."""
+        values = {f.name: getattr(quantities, f.name) for f in fields(Quantities)}
+        return cls(time=time, monotonic=monotonic, meter=meter, channel=channel, **values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,9 @@ from bridge.mqtt.contract import (
     CLIENTS_LEVEL,
     DEFAULT_BASE,
     DEFAULT_DISCOVERY_PREFIX,
+    bridge_user,
     client_node_id,
+    client_user,
 )
 
 IDENTITY_MARKER = (
@@ -34,14 +36,6 @@ IDENTITY_MARKER = (
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _USER_LINE = re.compile(r"^\s*user\s+(.+?)\s*$", re.MULTILINE)
-
-
-def bridge_user(device_id: str) -> str:
-    return f"bridge-{device_id}"
-
-
-def client_user(client_id: str) -> str:
-    return f"client-{client_id}"
 
 
 def _check_id(kind: str, value: str) -> str:

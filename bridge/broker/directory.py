@@ -30,18 +30,23 @@ from bridge.broker.acl import (
     IDENTITY_MARKER,
     acl_users,
     bridge_block,
-    bridge_user,
     check_bridge_id,
     check_client_id,
     client_block,
-    client_user,
 )
 from bridge.errors import PowerbridgeError, UsageError
-from bridge.mqtt.contract import DEFAULT_BASE, DEFAULT_DISCOVERY_PREFIX
+from bridge.mqtt.contract import (
+    ARCHIVER_USER,
+    DEFAULT_BASE,
+    DEFAULT_DISCOVERY_PREFIX,
+    HOMEASSISTANT_USER,
+    bridge_user,
+    client_user,
+)
 
 SHIPPED_DIR = "/etc/mosquitto/powerbridge/"
 """The directory the shipped ``powerbridge.conf`` refers to."""
-FIXED_USERS = ("homeassistant", "archiver")
+FIXED_USERS = (HOMEASSISTANT_USER, ARCHIVER_USER)
 BROKER_GROUP = "mosquitto"
 """Mosquitto 2.0 reads its password file and TLS key *after* dropping root privileges."""
 SERVER_CERT_WARN_DAYS = 30

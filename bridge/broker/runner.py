@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from bridge.broker.acl import bridge_user, client_user
 from bridge.broker.directory import BrokerDirectory, Report
 from bridge.errors import PowerbridgeError
+from bridge.mqtt.contract import ARCHIVER_USER, HOMEASSISTANT_USER, bridge_user, client_user
 
 SEARCH_PATH = (
     "/usr/sbin",
@@ -113,11 +113,11 @@ class Mosquitto:
 
     @property
     def homeassistant(self) -> Credentials:
-        return self.credentials["homeassistant"]
+        return self.credentials[HOMEASSISTANT_USER]
 
     @property
     def archiver(self) -> Credentials:
-        return self.credentials["archiver"]
+        return self.credentials[ARCHIVER_USER]
 
     @property
     def observer(self) -> Credentials:
@@ -308,7 +308,7 @@ def prepare(
     (directory / "mosquitto.conf").write_text(conf, encoding="utf-8")
 
     users = [bridge_user(d) for d in setup.bridges] + [client_user(c) for c in setup.clients]
-    users += ["homeassistant", "archiver"] + (["observer"] if setup.observer else [])
+    users += [HOMEASSISTANT_USER, ARCHIVER_USER] + (["observer"] if setup.observer else [])
     creds: dict[str, Credentials] = {}
     for user in users:
         password = store.password(user)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bridge.broker.acl import bridge_user, client_user
+from bridge.mqtt.contract import bridge_user, client_user
 
 REMOTE_CONFIG_DIR = "/etc/powerbridge"
 """Where the bridge/client configuration keeps its password and CA files (Linux)."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from bridge.broker.acl import bridge_user
 from bridge.config import BridgeConfig
 from bridge.errors import BrokerError, ConfigError
+from bridge.mqtt.contract import bridge_user
 from bridge.mqtt.paho import TlsFilesError, configure_tls, new_client
 
 

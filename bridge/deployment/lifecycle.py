@@ -37,6 +37,7 @@ from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
 from bridge.errors import PayloadError, UsageError
 from bridge.mqtt.contract import QOS_DEPLOYMENT, BridgeTopics, loads_object
+from bridge.mqtt.spool import read_figures, read_newest_sample_created
 
 DEPLOYMENT_QOS: Final = QOS_DEPLOYMENT
 SAMPLE_MAX_AGE_MIN_S: Final = 10.0
@@ -641,14 +642,12 @@ class Deployer:
             if conn is None:
                 return None
             try:
-                row = conn.execute(
-                    "SELECT created FROM spool_items WHERE kind = 0 ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
+                created = read_newest_sample_created(conn)
             finally:
                 conn.close()
         except sqlite3.Error:
             return None
-        return None if row is None else datetime.fromtimestamp(float(row[0]), UTC)
+        return None if created is None else datetime.fromtimestamp(created, UTC)
 
     def _status_spool(self, config: BridgeConfig, health: dict[str, Any] | None) -> dict[str, Any]:
         out: dict[str, Any] = {"depth": None, "dropped": None, "oldest_age_s": None, "source": None}
@@ -657,18 +656,13 @@ class Deployer:
             conn = records.open_db_readonly(directory)
             if conn is not None:
                 try:
-                    depth, oldest = conn.execute(
-                        "SELECT COUNT(*), MIN(created) FROM spool_items WHERE delivered = 0"
-                    ).fetchone()
-                    dropped = conn.execute(
-                        "SELECT value FROM spool_meta WHERE key = 'dropped'"
-                    ).fetchone()
+                    figures = read_figures(conn)
                 finally:
                     conn.close()
-                out["depth"] = int(depth)
-                out["dropped"] = int(dropped[0]) if dropped else 0
-                if oldest is not None:
-                    age = self.clock.utcnow().timestamp() - float(oldest)
+                out["depth"] = figures.depth
+                out["dropped"] = figures.dropped
+                if figures.oldest_created is not None:
+                    age = self.clock.utcnow().timestamp() - figures.oldest_created
                     out["oldest_age_s"] = round(max(0.0, age), 1)
                 out["source"] = "database"
                 return out

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 from bridge.clock import Clock
-from bridge.meters.base import MeterDriver, Quantities
+from bridge.meters.base import MeterDriver
 from bridge.meters.mcp39f511n import Mcp39f511nDriver
 from bridge.meters.pzem004t import Pzem004tDriver
 from bridge.meters.sdm import Sdm120Driver, Sdm630Driver
+from bridge.model import Quantities
 
 DRIVERS: dict[str, type[MeterDriver]] = {
     cls.name: cls for cls in (Mcp39f511nDriver, Pzem004tDriver, Sdm120Driver, Sdm630Driver)

@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
 
 from bridge.clock import Clock, SystemClock
 from bridge.errors import MeterDisconnectedError, MeterProtocolError
 from bridge.meters._serial import SerialLike, open_serial
-from bridge.model import Reading
+from bridge.model import Quantities, Reading
 
 
 class MeterDriver(ABC):
@@ -146,36 +145,13 @@ class MeterDriver(ABC):
 
     def _reading(self, channel: int, quantities: Quantities) -> Reading:
         """A :class:`Reading` of ``quantities``, stamped now from the driver's clock."""
-        return Reading(
+        return Reading.of(
+            quantities,
             time=self.clock.utcnow(),
             monotonic=self.clock.monotonic(),
             meter=self.name,
             channel=channel,
-            voltage_v=quantities.voltage_v,
-            current_a=quantities.current_a,
-            power_w=quantities.power_w,
-            apparent_power_va=quantities.apparent_power_va,
-            reactive_power_var=quantities.reactive_power_var,
-            frequency_hz=quantities.frequency_hz,
-            power_factor=quantities.power_factor,
-            energy_wh=quantities.energy_wh,
-            alarm=quantities.alarm,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Quantities:
-    """What one reply says, in SI units: the pure decoders' output (no timestamp yet)."""
-
-    voltage_v: float | None = None
-    current_a: float | None = None
-    power_w: float | None = None
-    apparent_power_va: float | None = None
-    reactive_power_var: float | None = None
-    frequency_hz: float | None = None
-    power_factor: float | None = None
-    energy_wh: float | None = None
-    alarm: bool | None = None
 
 
 def check_range(what: str, value: float, low: float, high: float) -> float:

@@ -53,8 +53,8 @@ import serial
 
 from bridge.errors import MeterDisconnectedError, MeterProtocolError, MeterTimeoutError
 from bridge.meters._serial import os_error
-from bridge.meters.base import MeterDriver, Quantities, check_range
-from bridge.model import Reading
+from bridge.meters.base import MeterDriver, check_range
+from bridge.model import Quantities, Reading
 
 HEADER = 0xA5
 ACK = 0x06

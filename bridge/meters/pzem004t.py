@@ -31,8 +31,8 @@ from collections.abc import Sequence
 
 from bridge.errors import MeterProtocolError
 from bridge.meters._modbus import ModbusMeterDriver, u32_low_word_first
-from bridge.meters.base import Quantities, check_range
-from bridge.model import Reading
+from bridge.meters.base import check_range
+from bridge.model import Quantities, Reading
 
 GENERAL_ADDRESS = 0xF8
 REGISTER_COUNT = 10

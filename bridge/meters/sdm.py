@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 from bridge.errors import MeterProtocolError
 from bridge.meters._modbus import ModbusMeterDriver
-from bridge.meters.base import Quantities, check_range
-from bridge.model import Reading
+from bridge.meters.base import check_range
+from bridge.model import Quantities, Reading
 
 MAX_KWH = 1e9  # far beyond any counter; only rejects garbage
 

@@ -1,4 +1,4 @@
-"""The MQTT contract: every topic name and payload shape, in one module.
+"""The MQTT contract: every topic name and payload shape, and each role's broker user name.
 
 ``docs/mqtt-contract.md`` is the human version of this file; keep them in step.
 All JSON payloads carry ``"v": 1`` (:data:`PAYLOAD_VERSION`).  Decoders are strict:
@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc, parse_utc
 from bridge.errors import PayloadError
-from bridge.model import MainsState
+from bridge.model import MEASURED, MainsState
 
 PAYLOAD_VERSION: Final = 1
 DEFAULT_BASE: Final = "powerbridge"
@@ -168,6 +168,25 @@ def discovery_topic(prefix: str, component: str, node_id: str, object_id: str) -
 def client_node_id(client_id: str) -> str:
     """Discovery ``node_id`` of a shutdown client."""
     return f"{CLIENTS_LEVEL[:-1]}-{client_id}"
+
+
+# --------------------------------------------------------------------------- broker user names
+
+
+def bridge_user(device_id: str) -> str:
+    """Broker user name of a bridge: its ACL block and its default ``mqtt.username``."""
+    return f"bridge-{device_id}"
+
+
+def client_user(client_id: str) -> str:
+    """Broker user name of a shutdown client: its ACL block and its default ``mqtt.username``."""
+    return f"client-{client_id}"
+
+
+HOMEASSISTANT_USER: Final = "homeassistant"
+"""Broker user name of Home Assistant (a fixed role, one per broker)."""
+ARCHIVER_USER: Final = "archiver"
+"""Broker user name of the archiver (a fixed role, one per broker)."""
 
 
 def topic_roots_overlap(base: str, prefix: str) -> str | None:
@@ -412,17 +431,9 @@ class EventPayload:
 # --------------------------------------------------------------------------- readings
 
 
-READING_FIELDS: Final = (
-    "voltage_v",
-    "current_a",
-    "power_w",
-    "apparent_power_va",
-    "reactive_power_var",
-    "frequency_hz",
-    "power_factor",
-    "energy_wh",
-)
-"""Quantities of a reading, in SI units, as they appear in ``state`` and ``samples``."""
+READING_FIELDS: Final = MEASURED
+"""Quantities of a reading, in SI units, as they appear in ``state`` and ``samples``
+(:data:`bridge.model.MEASURED`, the fields of :class:`~bridge.model.Quantities`)."""
 
 SHARED_FIELDS: Final = ("voltage_v", "frequency_hz")
 """Quantities common to all channels of a meter (never suffixed)."""

@@ -41,7 +41,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from bridge.broker.acl import bridge_user
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import BridgeConfig
 from bridge.config.common import MqttConfig
@@ -65,6 +64,7 @@ from bridge.mqtt.contract import (
     BridgeTopics,
     CommandPayload,
     MainsPayload,
+    bridge_user,
     channel_key,
     dumps,
     encode_sample_batch,

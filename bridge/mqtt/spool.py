@@ -122,6 +122,45 @@ def sample_body(seq: int, reading: Reading) -> bytes:
     return dumps(SamplePayload(seq, reading.time, reading.channel, values).to_dict())
 
 
+# ------------------------------------------------------------------ read-only accessors
+# For readers that do not own the spool (``powerbridge deployment status`` opens the
+# database read-only, possibly while the bridge runs): the spool's tables stay its own.
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolFigures:
+    """What a read-only look at the spool shows."""
+
+    depth: int
+    """Items not yet acknowledged by the broker."""
+    oldest_created: float | None
+    """Wall-clock time (epoch seconds) of the oldest of them, ``None`` when there are none."""
+    dropped: int
+    """Items deleted undelivered, in all (persistent)."""
+
+
+def read_dropped(conn: sqlite3.Connection) -> int:
+    """The persistent count of items deleted undelivered (0 before the first)."""
+    row = conn.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def read_figures(conn: sqlite3.Connection) -> SpoolFigures:
+    """Depth, oldest undelivered item and dropped count, read without changing anything."""
+    depth, oldest = conn.execute(
+        "SELECT COUNT(*), MIN(created) FROM spool_items WHERE delivered = 0"
+    ).fetchone()
+    return SpoolFigures(int(depth), None if oldest is None else float(oldest), read_dropped(conn))
+
+
+def read_newest_sample_created(conn: sqlite3.Connection) -> float | None:
+    """Wall-clock time (epoch seconds) of the newest sample still in the spool, if any."""
+    row = conn.execute(
+        f"SELECT created FROM spool_items WHERE kind = {KIND_SAMPLE} ORDER BY seq DESC LIMIT 1"  # noqa: S608 - constant
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
 def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted, merged inclusive ranges: ``[1, 2, 3, 7]`` → ``[(1, 3), (7, 7)]``."""
     out: list[tuple[int, int]] = []
@@ -166,8 +205,7 @@ class Spool:
         self._depth = int(
             conn.execute("SELECT COUNT(*) FROM spool_items WHERE delivered = 0").fetchone()[0]
         )
-        row = conn.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
-        self._dropped = int(row[0]) if row else 0
+        self._dropped = read_dropped(conn)
         self._dropped_unsaved = False
         """Items lost while the database could not be written, not yet in ``spool_meta``."""
         self._acked: set[int] = set()

@@ -11,18 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.broker.acl import client_user
-from bridge.clock import Clock
+from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
 from bridge.errors import BrokerError, ConfigError, ConfigProblem
 from bridge.log import RepeatedFailure
-from bridge.mqtt.contract import ClientTopics
+from bridge.mqtt.contract import ClientTopics, client_user
 from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.listener import Listener
 from bridge.shutdown.memory import ReplayMemory, default_memory_path
-from bridge.shutdown.runtime import ClientRuntime, Stop, SuspendAwareClock, client_identity
+from bridge.shutdown.runtime import ClientRuntime, Stop, client_identity
 
 log = logging.getLogger("bridge.shutdown")
 

@@ -40,16 +40,35 @@ from bridge.shutdown.view import BridgeView, View
 LostPolicy = Literal["continue", "shutdown_now"]
 
 
+def _lost_policy(value: str) -> LostPolicy:
+    return "shutdown_now" if value == "shutdown_now" else "continue"
+
+
+def _warning_marks(warnings: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(sorted(set(warnings), reverse=True))
+
+
+_CONFIG_DEFAULTS = ShutdownConfig()
+"""The defaults of ``shutdown:`` in ``client.yaml``: the one source of this module's defaults."""
+_DEFAULT_LOST_POLICY = _lost_policy(_CONFIG_DEFAULTS.on_lost_during_outage)
+_DEFAULT_WARNINGS = _warning_marks(_CONFIG_DEFAULTS.warnings)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    """The parameters of :func:`decide` (built from ``shutdown:`` in ``client.yaml``)."""
+    """The parameters of :func:`decide` (built from ``shutdown:`` in ``client.yaml``).
 
-    delay: float = 600.0
-    min_supplies: int = 1
-    on_lost_during_outage: LostPolicy = "continue"
-    lost_warning_after: float = 120.0
-    remote_cancel_window: float = 60.0
-    warnings: tuple[float, ...] = (300.0, 60.0)
+    The defaults are those of :class:`~bridge.config.client.ShutdownConfig`, read from
+    its declarations, except the two that are not settings (``silence_after``,
+    ``never_heard_after``).
+    """
+
+    delay: float = _CONFIG_DEFAULTS.delay
+    min_supplies: int = _CONFIG_DEFAULTS.min_supplies
+    on_lost_during_outage: LostPolicy = _DEFAULT_LOST_POLICY
+    lost_warning_after: float = _CONFIG_DEFAULTS.lost_warning_after
+    remote_cancel_window: float = _CONFIG_DEFAULTS.remote_cancel_window
+    warnings: tuple[float, ...] = _DEFAULT_WARNINGS
     """Seconds-left marks at which users are warned (the decision wakes up for them)."""
     silence_after: float = 3 * MAINS_REFRESH_S
     """A bridge that refreshes ``mains`` every 30 s and has said nothing for this long is lost."""
@@ -58,16 +77,13 @@ class PolicySettings:
 
     @classmethod
     def from_config(cls, config: ShutdownConfig) -> PolicySettings:
-        lost: LostPolicy = (
-            "shutdown_now" if config.on_lost_during_outage == "shutdown_now" else "continue"
-        )
         return cls(
             delay=config.delay,
             min_supplies=config.min_supplies,
-            on_lost_during_outage=lost,
+            on_lost_during_outage=_lost_policy(config.on_lost_during_outage),
             lost_warning_after=config.lost_warning_after,
             remote_cancel_window=config.remote_cancel_window,
-            warnings=tuple(sorted(set(config.warnings), reverse=True)),
+            warnings=_warning_marks(config.warnings),
         )
 
 

@@ -7,8 +7,8 @@ decision's ``next_check`` (a deadline, a warning mark, a bridge falling silent):
 it reacts to messages and never polls the broker.
 
 Time is an injected :class:`~bridge.clock.Clock`.  Decisions use only its
-monotonic side; by default that is :class:`SuspendAwareClock`, which keeps counting
-while the computer sleeps, so a suspended countdown is not silently extended.
+monotonic side; ``client run`` passes :class:`~bridge.clock.SuspendAwareClock`, which
+keeps counting while the computer sleeps, so a suspended countdown is not silently extended.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import re
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from bridge.clock import Clock, isoformat_utc
@@ -57,34 +56,6 @@ RETRY_AFTER: Final = 60.0
 """A shutdown whose every command failed is tried again this long after, while it is due."""
 HA_REPUBLISH_MIN: Final = 0.5
 HA_REPUBLISH_MAX: Final = 3.0
-
-
-# --------------------------------------------------------------------------- clock
-
-
-class SuspendAwareClock:
-    """Monotonic time that keeps counting while the machine is suspended, where the OS offers it.
-
-    Linux: ``CLOCK_BOOTTIME``; macOS: ``CLOCK_MONOTONIC`` (which counts during sleep
-    there, unlike Python's ``time.monotonic``); elsewhere ``time.monotonic``.
-    """
-
-    def __init__(self) -> None:
-        clock_id = getattr(time, "CLOCK_BOOTTIME", None)
-        if clock_id is None and hasattr(time, "CLOCK_MONOTONIC"):
-            import sys
-
-            if sys.platform == "darwin":
-                clock_id = time.CLOCK_MONOTONIC
-        self._clock_id = clock_id
-
-    def monotonic(self) -> float:
-        if self._clock_id is not None:
-            return time.clock_gettime(self._clock_id)
-        return time.monotonic()
-
-    def utcnow(self) -> datetime:
-        return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- events

@@ -26,13 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.broker.acl import client_user
+from bridge.clock import SuspendAwareClock
 from bridge.config import parse_client_config
 from bridge.model import MainsState
+from bridge.mqtt.contract import client_user
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.listener import Listener
 from bridge.shutdown.policy import Decision, Phase
-from bridge.shutdown.runtime import ClientRuntime, Stop, SuspendAwareClock
+from bridge.shutdown.runtime import ClientRuntime, Stop
 
 
 class TimedRuntime(ClientRuntime):

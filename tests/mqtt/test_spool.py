@@ -138,6 +138,31 @@ def test_age_bound_drops_and_counts(tmp_path: Path) -> None:
     assert open_spool(tmp_path, clock).dropped == 5  # the count is persistent
 
 
+def test_read_only_accessors_agree_with_the_spool(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, max_age=3600.0)
+    conn = connect(db_path(tmp_path))
+    assert spool_module.read_figures(conn) == spool_module.SpoolFigures(0, None, 0)
+    assert spool_module.read_newest_sample_created(conn) is None
+    first = clock.utcnow().timestamp()
+    for _ in range(3):
+        spool.add_sample(reading(clock))
+    clock.advance(3601)
+    newest = clock.utcnow().timestamp()
+    spool.add_sample(reading(clock))
+    spool.add_event(lambda seq: b"{}")
+    assert spool_module.read_figures(conn) == spool_module.SpoolFigures(5, first, 0)
+    assert spool.prune() == 3
+    spool.acknowledge([5])
+    spool.add_event(lambda seq: b"{}")  # acknowledgements are applied inside the next write
+    figures = spool_module.read_figures(conn)
+    assert figures == spool_module.SpoolFigures(spool.depth, newest, spool.dropped)
+    assert (figures.depth, figures.dropped) == (2, 3)
+    assert spool_module.read_newest_sample_created(conn) == newest
+    conn.close()
+    spool.close()
+
+
 def test_size_bound_drops_oldest_samples_not_events(tmp_path: Path) -> None:
     clock = ManualClock()
     spool = open_spool(tmp_path, clock, max_size_mb=0.25)

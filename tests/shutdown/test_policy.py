@@ -450,6 +450,13 @@ def test_settings_from_config() -> None:
     assert s.warnings == (60.0, 10.0)
 
 
+def test_default_settings_are_the_configuration_defaults() -> None:
+    assert PolicySettings() == PolicySettings.from_config(
+        parse_client_config("bridges: [a]").shutdown
+    )
+    assert (PolicySettings().delay, PolicySettings().warnings) == (600.0, (300.0, 60.0))
+
+
 def test_unknown_state_counts_as_unknown() -> None:
     """A bridge view with no announcement is never an outage, whatever else it says."""
     odd = BridgeView("a", UNKNOWN, None, T0 - 10_000, None, False, T0, True)
