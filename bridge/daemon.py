@@ -46,8 +46,8 @@ from bridge.mqtt.contract import (
     QOS_MAINS,
     QOS_OUTAGE,
     EventPayload,
-    encode_health,
-    encode_outage,
+    HealthPayload,
+    OutagePayload,
 )
 from bridge.mqtt.discovery import discovery_messages
 from bridge.mqtt.publisher import BridgePublisher, mains_payload
@@ -398,7 +398,7 @@ class Daemon:
                 open_outage = None
             if open_outage is not None:
                 since = open_outage.started  # an outage that went on across a restart
-            outage = encode_outage(self.device_id, since, event.seq)
+            outage = OutagePayload(self.device_id, since, event.seq).encode()
             publisher.retain(publisher.topics.outage, lambda: outage, QOS_OUTAGE)
         self._publish_mains()
 
@@ -449,7 +449,7 @@ class Daemon:
             flap_count=self.sensor.flap_count if self.sensor is not None else None,
         )
         snapshot = self._health.snapshot(dynamic)
-        payload = encode_health(self.device_id, health_values(snapshot))
+        payload = HealthPayload(self.device_id, health_values(snapshot)).encode()
         publisher.retain(publisher.topics.health, lambda: payload, QOS_HEALTH)
 
     def _update_leds_and_status(self) -> None:

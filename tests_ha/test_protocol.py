@@ -176,3 +176,125 @@ def test_status() -> None:
     assert protocol.decode_status("offline") is False
     with pytest.raises(protocol.PayloadError):
         protocol.decode_status(b"Online")
+
+
+def _client_state_as_published() -> bytes:
+    """A shutdown client's ``state`` exactly as ``ClientRuntime`` publishes it (mid-countdown)."""
+    from tests.shutdown.sim import Sim
+
+    sim = Sim("delay: 600", bridges=("rack-a", "rack-b"))
+    sim.connect()
+    for device in ("rack-a", "rack-b"):
+        sim.status(True, device=device, retained=True)
+        sim.mains("on", 1, elapsed=3600, device=device, retained=True)
+    sim.advance(10)
+    for device in ("rack-a", "rack-b"):
+        sim.mains("off", 2, elapsed=0.5, device=device)
+    sim.advance(5)
+    published = sim.publisher.on(contract.ClientTopics(sim.base, "pc1").state)[-1].payload
+    assert json.loads(published)["state"] == "counting"
+    return published
+
+
+def _every_topic() -> dict[str, bytes]:
+    """One real payload of every JSON topic, as the bridge's producers encode it."""
+    from bridge.health import health_values
+    from bridge.model import HealthSnapshot
+
+    snapshot = HealthSnapshot(
+        time=T,
+        software_version="1.2.3",
+        extra={},
+        cpu_temperature_c=48.5,
+        boot_time=T - timedelta(hours=4),
+        under_voltage=False,
+        meter_link=True,
+        spool_depth=0,
+    )
+    return {
+        "mains": contract.MainsPayload(
+            device="rack-a",
+            state=MainsState.ON,
+            since=T,
+            seq=3,
+            ts=T,
+            elapsed_s=12.5,
+            boot="00c0ffee00c0ffee",
+            n=2,
+        ).encode(),
+        "outage_open": contract.OutagePayload("rack-a", T, 17).encode(),
+        "outage_closed": contract.OutagePayload("rack-a", None, 18).encode(),
+        "state": contract.StatePayload(
+            "rack-a",
+            T,
+            90211,
+            "mcp39f511n",
+            {"power_w": 118.4, "voltage_v": 230.1, "energy_kwh": 12.5, "power_w_ch2": 22.5},
+        ).encode(),
+        "health": contract.HealthPayload("rack-a", health_values(snapshot)).encode(),
+        "events": contract.EventPayload(
+            device="rack-a", type="outage_started", seq=9, mains_seq=17, ts=T, started=T
+        ).encode(),
+        "deployment": contract.DeploymentPayload(
+            device="rack-a",
+            name="Rack A",
+            latitude=52.5,
+            longitude=13.4,
+            started=T,
+            software_version="1.2.3",
+            config_sha256="0" * 64,
+        ).encode(),
+        "client_state": _client_state_as_published(),
+    }
+
+
+def test_every_topic_round_trips_through_both_sides() -> None:
+    topics = _every_topic()
+    bridge_side = {
+        "mains": contract.MainsPayload,
+        "outage_open": contract.OutagePayload,
+        "outage_closed": contract.OutagePayload,
+        "state": contract.StatePayload,
+        "health": contract.HealthPayload,
+        "events": contract.EventPayload,
+        "deployment": contract.DeploymentPayload,
+        "client_state": contract.ClientStatePayload,
+    }
+    assert set(bridge_side) == set(topics)
+    for name, raw in topics.items():
+        decoded = bridge_side[name].decode(raw)  # type: ignore[attr-defined]
+        assert decoded.encode() == raw, name  # the bridge's own round trip is byte for byte
+        # the component reads every payload as a JSON object under its own limits
+        data = protocol.loads_object(raw, max_size=protocol.MAX_STATE_PAYLOAD)
+        assert protocol.dumps(data) == raw, name
+    mains = protocol.Mains.decode(topics["mains"])
+    assert (mains.on, mains.seq, mains.boot, mains.n) == (True, 3, "00c0ffee00c0ffee", 2)
+    event = protocol.Event.decode(topics["events"])
+    assert (event.type, event.seq, event.mains_seq, event.started) == ("outage_started", 9, 17, T)
+    assert protocol.decode_energy_wh(topics["state"]) is None  # energy_kwh, not energy_wh
+    outage = protocol.loads_object(topics["outage_open"], max_size=protocol.MAX_CONTROL_PAYLOAD)
+    assert protocol._time(outage, "since") == T
+    health = protocol.loads_object(topics["health"], max_size=protocol.MAX_STATE_PAYLOAD)
+    assert (health["meter_link"], health["cpu_temperature_c"]) == (True, 48.5)
+    client = protocol.ClientState.decode(topics["client_state"])
+    typed = contract.ClientStatePayload.decode(topics["client_state"])
+    assert client.state == typed.state == "counting"
+    assert client.seconds_left == typed.seconds_left
+    assert client.seconds_left is not None
+    assert 0 < client.seconds_left <= 600
+    assert client.deadline == typed.deadline
+    assert client.bridges == tuple(typed.fields["bridges"]) == ("rack-a", "rack-b")
+    assert client.extra["client"] == "pc1"
+
+
+def test_every_shared_constant_agrees() -> None:
+    from custom_components.powerbridge.const import DEFAULT_BASE_TOPIC
+
+    assert protocol.CLIENT_STATES == contract.CLIENT_STATES
+    assert protocol.DEVICE_ID_RE.pattern == contract.DEVICE_ID_RE.pattern
+    assert protocol.MAX_STATE_PAYLOAD == contract.MAX_STATE_PAYLOAD
+    assert protocol.MAX_CONTROL_PAYLOAD == contract.MAX_CONTROL_PAYLOAD
+    assert DEFAULT_BASE_TOPIC == contract.DEFAULT_BASE
+    assert (protocol.MAINS_ON, protocol.MAINS_OFF, protocol.MAINS_UNKNOWN) == contract.MAINS_STATES
+    assert protocol.CLIENTS_LEVEL == contract.CLIENTS_LEVEL
+    assert protocol.PAYLOAD_VERSION == contract.PAYLOAD_VERSION

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from bridge import identity
-from bridge.clock import Clock, SystemClock, kernel_clock_synchronised, parse_utc
+from bridge.clock import Clock, SystemClock, kernel_clock_synchronised
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.deployment import systemd
 from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.errors import ConfigError, MeterError, MeterTimeoutError, PayloadError
 from bridge.model import MainsState, Reading
-from bridge.mqtt.contract import BridgeTopics, MainsPayload, loads_object
+from bridge.mqtt.contract import BridgeTopics, MainsPayload, StatePayload
 
 log = logging.getLogger(__name__)
 
@@ -406,9 +406,9 @@ def _judge_published_state(ctx: CheckContext) -> CheckResult:
     if isinstance(raw, CheckResult):
         return raw
     try:
-        data = loads_object(raw)
-        age = (ctx.clock.utcnow() - parse_utc(str(data["ts"]))).total_seconds()
-    except (PayloadError, KeyError, ValueError) as exc:
+        reading = StatePayload.decode(raw)
+        age = (ctx.clock.utcnow() - reading.ts).total_seconds()
+    except PayloadError as exc:
         return _fail("meter", f"the service's newest reading is unreadable: {exc}", "report this")
     allowed = max(3 * ctx.cfg.meter.interval, 10.0)
     if age > allowed:
@@ -420,7 +420,9 @@ def _judge_published_state(ctx: CheckContext) -> CheckResult:
             age_s=round(age, 1),
         )
     values = {
-        k: v for k, v in data.items() if isinstance(v, int | float) and k.endswith(("_v", "_w"))
+        k: v
+        for k, v in reading.values.items()
+        if isinstance(v, int | float) and k.endswith(("_v", "_w"))
     }
     shown = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
     return _pass(

@@ -29,14 +29,20 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from bridge import __version__, identity
-from bridge.clock import Clock, SystemClock, isoformat_utc, parse_utc
+from bridge.clock import Clock, SystemClock, isoformat_utc
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.db import db_path
 from bridge.deployment import records, systemd
 from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
 from bridge.errors import PayloadError, UsageError
-from bridge.mqtt.contract import QOS_DEPLOYMENT, BridgeTopics, loads_object
+from bridge.mqtt.contract import (
+    QOS_DEPLOYMENT,
+    BridgeTopics,
+    HealthPayload,
+    StatePayload,
+    loads_object,
+)
 from bridge.mqtt.spool import read_figures, read_newest_sample_created
 
 DEPLOYMENT_QOS: Final = QOS_DEPLOYMENT
@@ -506,7 +512,7 @@ class Deployer:
         problems: list[str] = []
         doc["service"] = self._status_service(problems)
         retained, doc["broker"] = self._status_broker(config, device_id, problems)
-        health = _json_or_none(retained.get("health"))
+        health = _health_or_none(retained.get("health"))
         doc["meter"] = self._status_meter(config, health)
         stopped = doc["service"].get("state") in ("inactive", "failed", "not-installed")
         if stopped and doc["meter"]["link"] is not None:
@@ -619,12 +625,11 @@ class Deployer:
         if config.meter.type == "none":
             return out
         ts: datetime | None = None
-        data = _json_or_none(raw_state)
-        if data is not None and isinstance(data.get("ts"), str):
+        if raw_state is not None:
             try:
-                ts = parse_utc(data["ts"])
+                ts = StatePayload.decode(raw_state).ts
                 out["source"] = "broker"
-            except ValueError:
+            except PayloadError:
                 ts = None
         if ts is None:
             ts = self._spool_newest_sample(config)
@@ -736,6 +741,15 @@ def _same_deployment(kept: records.Deployment, new: records.Deployment) -> bool:
 def _to_ms(value: datetime) -> datetime:
     """Millisecond precision: what the database and the payload keep."""
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _health_or_none(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        return HealthPayload.decode(raw).to_dict()
+    except PayloadError:
+        return None
 
 
 def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:

@@ -30,6 +30,11 @@ ALL_CLIENTS: Final = "all"
 """Pseudo client id addressing every shutdown client in commands."""
 MAX_CONTROL_PAYLOAD: Final = 4096
 """Largest ``mains``/``status``/command payload a client accepts (bytes)."""
+MAX_STATE_PAYLOAD: Final = 64 * 1024
+"""Largest ``state``/``health``/client ``state`` payload a reader accepts (bytes): they are
+not control messages, and a client's ``state`` grows with the bridges it watches."""
+DEVICE_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""A device or client id: one topic level of safe characters."""
 MAINS_REFRESH_S: Final = 30.0
 """The bridge republishes ``mains`` (same ``seq``, fresh ``ts``/``elapsed_s``) this often."""
 
@@ -76,12 +81,12 @@ class BridgeTopics:
 
     @property
     def outage(self) -> str:
-        """Retained QoS 1 :func:`encode_outage`: when the open outage started (or ``null``)."""
+        """Retained QoS 1 :class:`OutagePayload`: when the open outage started (or ``null``)."""
         return f"{self.root}/outage"
 
     @property
     def state(self) -> str:
-        """Retained newest reading (:func:`encode_state`)."""
+        """Retained newest reading (:class:`StatePayload`)."""
         return f"{self.root}/state"
 
     @property
@@ -91,7 +96,7 @@ class BridgeTopics:
 
     @property
     def health(self) -> str:
-        """Retained :func:`encode_health` snapshot."""
+        """Retained :class:`HealthPayload` snapshot."""
         return f"{self.root}/health"
 
     @property
@@ -487,24 +492,85 @@ def decode_samples(raw: bytes) -> list[SamplePayload]:
     return out
 
 
+_STATE_HEAD: Final = ("v", "device", "ts", "seq", "meter")
+
+
+@dataclass(frozen=True, slots=True)
+class StatePayload:
+    """``<base>/<device_id>/state``: the newest reading, retained.
+
+    ``values`` are keyed per :func:`channel_key` (plus ``energy_kwh``); ``None`` values
+    are left out of the payload.
+    """
+
+    device: str
+    ts: datetime
+    seq: int
+    meter: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": PAYLOAD_VERSION,
+            "device": self.device,
+            "ts": isoformat_utc(self.ts),
+            "seq": self.seq,
+            "meter": self.meter,
+        }
+        out.update({k: v for k, v in self.values.items() if v is not None})
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StatePayload:
+        data = loads_object(raw, max_size=MAX_STATE_PAYLOAD)
+        values = {k: v for k, v in data.items() if k not in _STATE_HEAD}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PayloadError(f"field {key!r} has the wrong type")
+            if not math.isfinite(value):
+                raise PayloadError(f"field {key!r} out of range")
+        return cls(
+            device=_field(data, "device", str),
+            ts=_time(data, "ts"),
+            seq=_seq(data),
+            meter=_field(data, "meter", str),
+            values=values,
+        )
+
+
 def encode_state(device: str, ts: datetime, seq: int, meter: str, values: dict[str, Any]) -> bytes:
-    """Retained ``state``: the newest reading, keys per :func:`channel_key`, plus ``energy_kwh``."""
-    payload: dict[str, Any] = {
-        "v": PAYLOAD_VERSION,
-        "device": device,
-        "ts": isoformat_utc(ts),
-        "seq": seq,
-        "meter": meter,
-    }
-    payload.update({k: v for k, v in values.items() if v is not None})
-    return dumps(payload)
+    """:class:`StatePayload` in one call (the form tests and demos use)."""
+    return StatePayload(device, ts, seq, meter, values).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthPayload:
+    """``<base>/<device_id>/health``: the health snapshot, retained; unknown probes are ``null``."""
+
+    device: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": PAYLOAD_VERSION, "device": self.device}
+        out.update(self.values)
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> HealthPayload:
+        data = loads_object(raw, max_size=MAX_STATE_PAYLOAD)
+        values = {k: v for k, v in data.items() if k not in ("v", "device")}
+        return cls(device=_field(data, "device", str), values=values)
 
 
 def encode_health(device: str, values: dict[str, Any]) -> bytes:
-    """Retained ``health``: the health snapshot; unknown probes are ``null``."""
-    payload: dict[str, Any] = {"v": PAYLOAD_VERSION, "device": device}
-    payload.update(values)
-    return dumps(payload)
+    """:class:`HealthPayload` in one call (the form tests use)."""
+    return HealthPayload(device, values).encode()
 
 
 # --------------------------------------------------------------------------- commands
@@ -547,17 +613,70 @@ class CommandPayload:
         return cls(name=name, args=args, ts=_time(data, "ts"), nonce=nonce, sig=sig)
 
 
-def encode_client_state(values: dict[str, Any]) -> bytes:
-    """Retained ``clients/<id>/state``: see docs/mqtt-contract.md for the fields."""
-    payload: dict[str, Any] = {"v": PAYLOAD_VERSION}
-    payload.update(values)
-    return dumps(payload)
-
-
 CLIENT_STATES: Final = ("idle", "counting", "shutting_down")
 """Values of ``state`` in a client's ``clients/<id>/state`` payload."""
 QOS_CLIENT_STATE: Final = 1
 """A client's ``state`` is retained QoS 1 (it carries a countdown people act on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStatePayload:
+    """``<base>/clients/<client_id>/state``: a shutdown client's countdown, retained.
+
+    ``state`` is one of :data:`CLIENT_STATES`; ``fields`` are the other documented
+    fields (docs/mqtt-contract.md) as ``ClientRuntime.state()`` assembles them.
+    """
+
+    state: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ClientStatePayload:
+        """From the fields of the payload (with or without ``v``)."""
+        rest = {k: v for k, v in values.items() if k not in ("v", "state")}
+        return cls(state=values["state"], fields=rest)
+
+    @property
+    def seconds_left(self) -> float | None:
+        value = self.fields.get("seconds_left")
+        return None if value is None else float(value)
+
+    @property
+    def deadline(self) -> datetime | None:
+        value = self.fields.get("deadline")
+        return None if value is None else parse_utc(value)
+
+    @property
+    def instance(self) -> str | None:
+        """Random id of the client's run (tells two clients with one id apart)."""
+        value = self.fields.get("instance")
+        return value if isinstance(value, str) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"v": PAYLOAD_VERSION}
+        out.update(self.fields)
+        out["state"] = self.state
+        return out
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ClientStatePayload:
+        data = loads_object(raw, max_size=MAX_STATE_PAYLOAD)
+        state = _field(data, "state", str)
+        if state not in CLIENT_STATES:
+            raise PayloadError(f"unknown client state {state!r}")
+        if data.get("seconds_left") is not None:
+            _finite(data, "seconds_left", minimum=0)
+        if data.get("deadline") is not None:
+            _time(data, "deadline")
+        return cls.from_dict(data)
+
+
+def encode_client_state(values: dict[str, Any]) -> bytes:
+    """:class:`ClientStatePayload` from the fields of the payload (the form tests use)."""
+    return ClientStatePayload.from_dict(values).encode()
 
 
 def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -671,20 +790,44 @@ def encode_sample_batch(device: str, bodies: list[bytes]) -> bytes:
 # --------------------------------------------------------------------------- outage
 
 
-def encode_outage(device: str, since: datetime | None, seq: int) -> bytes:
-    """Retained ``outage``: ``{"v":1,"device":…,"since":<start of the open outage>|null,"seq":…}``.
+@dataclass(frozen=True, slots=True)
+class OutagePayload:
+    """``<base>/<device_id>/outage``: when the open outage started, retained QoS 1.
 
     Published only once the bridge has announced a mains state; ``since`` is the
-    first edge of the open outage, ``null`` while the mains is on; ``seq`` is the
-    ``mains`` sequence number it belongs to.  It exists so that Home Assistant's
-    "Outage started" timestamp entity is fed only when its value changes (the
-    ``mains`` topic is refreshed every 30 s).
+    first edge of the open outage, ``None`` (``null``) while the mains is on; ``seq``
+    is the ``mains`` sequence number it belongs to.  It exists so that Home
+    Assistant's "Outage started" timestamp entity is fed only when its value changes
+    (the ``mains`` topic is refreshed every 30 s).
     """
-    return dumps(
-        {
+
+    device: str
+    since: datetime | None
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "v": PAYLOAD_VERSION,
-            "device": device,
-            "since": None if since is None else isoformat_utc(since),
-            "seq": seq,
+            "device": self.device,
+            "since": None if self.since is None else isoformat_utc(self.since),
+            "seq": self.seq,
         }
-    )
+
+    def encode(self) -> bytes:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def decode(cls, raw: bytes) -> OutagePayload:
+        data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
+        if "since" not in data:
+            raise PayloadError("missing field 'since'")
+        return cls(
+            device=_field(data, "device", str),
+            since=None if data["since"] is None else _time(data, "since"),
+            seq=_seq(data),
+        )
+
+
+def encode_outage(device: str, since: datetime | None, seq: int) -> bytes:
+    """:class:`OutagePayload` in one call (the form tests use)."""
+    return OutagePayload(device, since, seq).encode()

@@ -64,11 +64,11 @@ from bridge.mqtt.contract import (
     BridgeTopics,
     CommandPayload,
     MainsPayload,
+    StatePayload,
     bridge_user,
     channel_key,
     dumps,
     encode_sample_batch,
-    encode_state,
     ha_status_topic,
     loads_object,
 )
@@ -698,7 +698,7 @@ class BridgePublisher:
         merged: dict[str, Any] = {}
         for channel in sorted(self._state_channels):
             merged.update(self._state_channels[channel])
-        return encode_state(self.device_id, ts, seq, meter, merged)
+        return StatePayload(self.device_id, ts, seq, meter, merged).encode()
 
     def _publish_state(self, now: float) -> None:
         payload = self.state_payload()

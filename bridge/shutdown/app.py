@@ -13,9 +13,9 @@ from typing import Any
 
 from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
-from bridge.errors import BrokerError, ConfigError, ConfigProblem
+from bridge.errors import BrokerError, ConfigError, ConfigProblem, PayloadError
 from bridge.log import RepeatedFailure
-from bridge.mqtt.contract import ClientTopics, client_user
+from bridge.mqtt.contract import ClientStatePayload, ClientTopics, client_user
 from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions
@@ -204,7 +204,6 @@ def fetch_state(
     config: ClientConfig, *, timeout: float = 3.0
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The client's retained ``status`` and ``state`` as the broker has them (for ``status``)."""
-    import json
     import uuid
 
     import paho.mqtt.client as mqtt
@@ -255,8 +254,8 @@ def fetch_state(
     state = None
     if topics.state in found:
         try:
-            state = json.loads(found[topics.state])
-        except ValueError:
+            state = ClientStatePayload.decode(found[topics.state]).to_dict()
+        except PayloadError:
             state = None
     return (status.decode(errors="replace") if status else None), state
 

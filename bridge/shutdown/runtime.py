@@ -13,7 +13,6 @@ keeps counting while the computer sleeps, so a suspended countdown is not silent
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -28,6 +27,7 @@ from typing import Any, Final, Protocol
 
 from bridge.clock import Clock, isoformat_utc
 from bridge.config.client import ClientConfig
+from bridge.errors import PayloadError
 from bridge.model import MainsState
 from bridge.mqtt.contract import (
     ALL_CLIENTS,
@@ -35,8 +35,8 @@ from bridge.mqtt.contract import (
     ONLINE,
     QOS_CLIENT_STATE,
     BridgeTopics,
+    ClientStatePayload,
     ClientTopics,
-    encode_client_state,
     ha_status_topic,
 )
 from bridge.shutdown.actions import Actions, ShutdownOutcome
@@ -274,8 +274,8 @@ class ClientRuntime:
                 self.publisher.publish(msg.topic, ONLINE.encode(), qos=QOS_CLIENT, retain=True)
             return
         try:
-            other = json.loads(msg.payload).get("instance")
-        except (ValueError, AttributeError):
+            other = ClientStatePayload.decode(msg.payload).instance
+        except PayloadError:
             return
         if isinstance(other, str) and other != self.instance and other not in self._twins:
             self._twins.add(other)
@@ -552,7 +552,10 @@ class ClientRuntime:
         self._last_state = stable
         self._last_state_at = now
         self.publisher.publish(
-            self._topics.state, encode_client_state(state), qos=QOS_CLIENT, retain=True
+            self._topics.state,
+            ClientStatePayload.from_dict(state).encode(),
+            qos=QOS_CLIENT,
+            retain=True,
         )
 
     def _publish_discovery(self) -> None:

@@ -21,16 +21,16 @@ from bridge.model import MainsState
 from bridge.mqtt.contract import (
     CLIENTS_LEVEL,
     MAINS_REFRESH_S,
-    MAX_CONTROL_PAYLOAD,
     OFFLINE,
     ONLINE,
+    ClientStatePayload,
+    HealthPayload,
     MainsPayload,
-    loads_object,
+    StatePayload,
 )
 
 BRIDGE_TOPICS: Final = ("status", "mains", "state", "health")
 CLIENT_TOPICS: Final = ("status", "state")
-MAX_READING_PAYLOAD: Final = 64 * 1024
 
 
 def subscriptions(base: str) -> list[str]:
@@ -217,14 +217,13 @@ class Fleet:
         if kind == "mains":
             return self._bridge_mains(view, payload, now, retained)
         try:
-            data = loads_object(payload, max_size=MAX_READING_PAYLOAD)
+            if kind == "state":
+                view.state, view.state_at = StatePayload.decode(payload).to_dict(), now
+                view.readings += 1
+            else:
+                view.health, view.health_at = HealthPayload.decode(payload).to_dict(), now
         except PayloadError:
             return self._bad(view)
-        if kind == "state":
-            view.state, view.state_at = data, now
-            view.readings += 1
-        else:
-            view.health, view.health_at = data, now
         return []
 
     def _bridge_status(
@@ -266,7 +265,7 @@ class Fleet:
             view.status = text
             return [Change("client_status", client_id, text, now, retained=retained)]
         try:
-            data = loads_object(payload, max_size=MAX_CONTROL_PAYLOAD * 4)
+            data = ClientStatePayload.decode(payload).to_dict()
         except PayloadError:
             return self._bad(view)
         old_phase = view.phase

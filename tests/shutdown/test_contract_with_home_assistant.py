@@ -73,3 +73,26 @@ def test_we_accept_commands_the_component_signs_for_us_only() -> None:
     fact = intake.command(cancel, "cancel", raw, 3.0, now)
     assert isinstance(fact, CommandFact)
     assert fact.reason == "power is back"
+
+
+def test_every_state_we_publish_is_a_client_state_payload() -> None:
+    from bridge.mqtt.contract import ClientStatePayload
+
+    sim = Sim("delay: 600")
+    sim.connect()
+    sim.status(True, retained=True)
+    sim.mains("on", 1, retained=True)
+    sim.mains("off", 2)
+    sim.advance(30)
+    decision = sim.runtime.decision
+    assert decision is not None
+    assembled = sim.runtime.state(decision, sim.now)
+    assert ClientStatePayload.decode(
+        ClientStatePayload.from_dict(assembled).encode()
+    ).to_dict() == {
+        "v": 1,
+        **assembled,
+    }
+    sim.advance(700)
+    for message in sim.publisher.on(ClientTopics("powerbridge", "pc1").state):
+        assert ClientStatePayload.decode(message.payload).encode() == message.payload

@@ -98,3 +98,71 @@ def test_signatures() -> None:
     assert not signing.verify(b"x" * 32, signed)
     assert not signing.verify(key, {**signed, "state": "on"})
     assert not signing.verify(key, body)
+
+
+def test_state_health_outage_and_client_state_round_trip() -> None:
+    from bridge.mqtt.contract import (
+        ClientStatePayload,
+        HealthPayload,
+        OutagePayload,
+        StatePayload,
+        encode_client_state,
+        encode_health,
+        encode_outage,
+        encode_state,
+    )
+
+    state = StatePayload("rack-a", T0, 5, "pzem004t", {"power_w": 118.4, "current_a": None})
+    assert state.encode() == encode_state("rack-a", T0, 5, "pzem004t", {"power_w": 118.4})
+    assert state.encode() == (
+        b'{"device":"rack-a","meter":"pzem004t","power_w":118.4,"seq":5,'
+        b'"ts":"2026-11-20T12:00:00.000Z","v":1}'
+    )
+    assert StatePayload.decode(state.encode()).values == {"power_w": 118.4}
+    health = HealthPayload("rack-a", {"meter_link": True, "spool_depth": None})
+    assert health.encode() == encode_health("rack-a", {"meter_link": True, "spool_depth": None})
+    assert HealthPayload.decode(health.encode()) == health
+    for since in (T0, None):
+        outage = OutagePayload("rack-a", since, 7)
+        assert outage.encode() == encode_outage("rack-a", since, 7)
+        assert OutagePayload.decode(outage.encode()) == outage
+    values = {"state": "counting", "seconds_left": 20.0, "deadline": "2026-11-20T12:00:20.000Z"}
+    client = ClientStatePayload.from_dict(values)
+    assert client.encode() == encode_client_state(values)
+    assert ClientStatePayload.decode(client.encode()) == client
+    assert (client.seconds_left, client.deadline) == (
+        20.0,
+        datetime(2026, 11, 20, 12, 0, 20, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        (
+            "state",
+            b'{"v":1,"device":"a","ts":"2026-11-20T12:00:00Z","seq":1,"meter":"x","power_w":"1"}',
+        ),
+        ("state", b'{"v":1,"device":"a","ts":"2026-11-20T12:00:00Z","seq":-1,"meter":"x"}'),
+        ("state", b'{"v":1,"device":"a","seq":1,"meter":"x"}'),
+        ("health", b'{"v":1,"meter_link":true}'),
+        ("outage", b'{"v":1,"device":"a","seq":1}'),
+        ("outage", b'{"v":1,"device":"a","since":"yesterday","seq":1}'),
+        ("client", b'{"v":1,"state":"dozing"}'),
+        ("client", b'{"v":1,"state":"counting","seconds_left":-1}'),
+        ("client", b'{"v":1,"state":"counting","deadline":"soon"}'),
+        ("client", b'{"v":2,"state":"idle"}'),
+        ("client", b'{"v":1,"state":"idle","pad":"' + b"x" * 70000 + b'"}'),
+    ],
+)
+def test_state_health_outage_and_client_state_reject_garbage(kind: str, raw: bytes) -> None:
+    from bridge.mqtt.contract import ClientStatePayload, HealthPayload, OutagePayload, StatePayload
+
+    decoders = {
+        "state": StatePayload.decode,
+        "health": HealthPayload.decode,
+        "outage": OutagePayload.decode,
+        "client": ClientStatePayload.decode,
+    }
+    with pytest.raises(PayloadError):
+        decoders[kind](raw)
