@@ -324,6 +324,8 @@ def test_a_shutdown_command_that_returns_is_no_silent_latch(
         assert wait_for(client.runtime.armed, 5)
         second = pi.mains(False)
         assert wait_for(lambda: len(harness.shutdowns()) == 2, 1 + 3 * TOLERANCE)
+        # The result is logged when the command has returned, just after it was seen run.
+        assert wait_for(lambda: caplog.text.count("has returned with exit 0") == 2, 5)
     at1, at2 = harness.shutdowns()
     assert abs(at1 - (first + 1)) <= TOLERANCE
     assert abs(at2 - (second + 1)) <= TOLERANCE
