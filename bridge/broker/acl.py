@@ -25,6 +25,7 @@ from bridge.mqtt.contract import (
     CLIENTS_LEVEL,
     DEFAULT_BASE,
     DEFAULT_DISCOVERY_PREFIX,
+    DEVICE_ID_RE,
     bridge_user,
     client_node_id,
     client_user,
@@ -34,7 +35,7 @@ IDENTITY_MARKER = (
     "# ---- identities (managed by `powerbridge broker add-bridge` / `add-client`) ----"
 )
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = DEVICE_ID_RE
 _USER_LINE = re.compile(r"^\s*user\s+(.+?)\s*$", re.MULTILINE)
 
 

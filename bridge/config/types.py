@@ -12,9 +12,12 @@ from typing import Any
 
 import voluptuous as vol
 
+from bridge.mqtt.contract import DEVICE_ID_RE
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOPIC_SAFE = DEVICE_ID_RE
+"""A single topic level that is safe as an id (the contract's device id pattern)."""
 
 
 def parse_duration(value: Any) -> float:
