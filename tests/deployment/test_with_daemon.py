@@ -167,7 +167,11 @@ def test_status_and_check_of_a_running_daemon(
         while True:  # until its reports say the meter answers and all is well (or time is up)
             assert main(["deployment", "status", "-c", str(path), "--json"]) in (0, 1)
             doc = json.loads(capsys.readouterr().out)
-            settled = doc["meter"]["link"] is True and doc["healthy"] is True
+            settled = (
+                doc["meter"]["link"] is True
+                and doc["healthy"] is True
+                and doc["last_sample"]["source"] == "broker"  # its retained state was read
+            )
             if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
