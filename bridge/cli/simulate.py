@@ -86,9 +86,9 @@ def build_command(state: str, *, key_file: str | None, now: Any = None) -> bytes
 
 def run_mains(args: argparse.Namespace) -> int:
     from bridge.config import load_bridge_config
-    from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
     from bridge.identity import device_id
     from bridge.mqtt.contract import QOS_CMD, BridgeTopics
+    from bridge.mqtt.session import BrokerProblemError, BrokerSession
 
     if args.wait < 0:
         raise UsageError("--wait must be 0 or more seconds")

@@ -33,10 +33,10 @@ from bridge import identity
 from bridge.clock import Clock, SystemClock, kernel_clock_synchronised
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.deployment import systemd
-from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.errors import ConfigError, MeterError, MeterTimeoutError, PayloadError
 from bridge.model import MainsState, Reading
 from bridge.mqtt.contract import BridgeTopics, MainsPayload, StatePayload
+from bridge.mqtt.session import BrokerProblemError, BrokerSession
 
 log = logging.getLogger(__name__)
 

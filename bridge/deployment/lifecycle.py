@@ -33,7 +33,6 @@ from bridge.clock import Clock, SystemClock, isoformat_utc
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.db import db_path
 from bridge.deployment import records, systemd
-from bridge.deployment._mqtt import BrokerProblemError, BrokerSession
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
 from bridge.errors import PayloadError, UsageError
 from bridge.mqtt.contract import (
@@ -43,6 +42,7 @@ from bridge.mqtt.contract import (
     StatePayload,
     loads_object,
 )
+from bridge.mqtt.session import BrokerProblemError, BrokerSession
 from bridge.mqtt.spool import read_figures, read_newest_sample_created
 
 DEPLOYMENT_QOS: Final = QOS_DEPLOYMENT
