@@ -1,4 +1,4 @@
-"""The one public MQTT session: a short, synchronous connection for checks, deployment commands and tools.
+"""The one public MQTT session: short and synchronous, for checks, deployment and tools.
 
 It connects with the bridge's own configuration and credentials (a distinct
 client id, so the running daemon is never kicked off), and turns every way a
