@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -123,6 +125,17 @@ def open_db_readonly(data_dir: Path) -> sqlite3.Connection | None:
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
+
+
+@contextmanager
+def reading(data_dir: Path) -> Iterator[sqlite3.Connection | None]:
+    """:func:`open_db_readonly` for a ``with`` block: closed on leaving."""
+    conn = open_db_readonly(data_dir)
+    try:
+        yield conn
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def _row(row: tuple[object, ...]) -> Deployment:
