@@ -6,9 +6,9 @@ the udev rules (udev skipped where it does not run, e.g. in a container) → ena
 (a repeated start with the same details keeps the open record) → publish it retained.
 Nothing is recorded or published unless the service runs; a failed step says what
 the steps before it changed.  ``stop``: stop and disable
-the service → close the record → publish the closed record.  ``status`` is read by
-:class:`bridge.deployment.status.StatusReader` (it changes nothing, so it lives
-apart from the steps that do); :meth:`Deployer.status` hands it the same options.
+the service → close the record → publish the closed record.  ``status`` changes
+nothing and lives apart, in :class:`bridge.deployment.status.StatusReader`, which
+:class:`Deployer` extends with the steps that do.
 
 Every step prints one line as it happens.  ``root`` other than ``/`` writes the
 files (and the database) under that prefix and never runs a host tool; ``dry_run``
@@ -27,15 +27,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bridge import __version__
-from bridge.clock import Clock, SystemClock, isoformat_utc
+from bridge.clock import isoformat_utc
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.db import db_path
 from bridge.deployment import records, systemd
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
-from bridge.deployment.status import StatusReader, load_config
+from bridge.deployment.status import StatusReader
 from bridge.errors import UsageError
 from bridge.mqtt.contract import (
     QOS_DEPLOYMENT,
@@ -49,18 +49,13 @@ class StepFailedError(Exception):
 
 
 @dataclass
-class Deployer:
-    """Options shared by start, stop and status."""
+class Deployer(StatusReader):
+    """``start`` and ``stop``, with the options they add to what status reads."""
 
-    config_path: Path
-    root: Path = Path("/")
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
-    host: systemd.Host = field(default_factory=systemd.Host)
-    clock: Clock = field(default_factory=SystemClock)
     exec_argv: list[str] | None = None
     skip: frozenset[str] = frozenset()
-    broker_timeout: float = 5.0
     host_tools: bool | None = None
     """Run systemctl & co.: by default only without a root prefix.  ``True`` with a prefix
     is for tests, with fake tools from ``POWERBRIDGE_TOOL_PATH``."""
@@ -103,12 +98,6 @@ class Deployer:
             self.say(f"      {line}")
 
     # -- shared -------------------------------------------------------------------------
-    def load(self) -> tuple[BridgeConfig, str]:
-        return load_config(self.config_path)
-
-    def data_dir(self, config: BridgeConfig) -> Path:
-        return systemd.under(self.root, config.device.data_dir)
-
     def _require_privileges(self, what: str) -> None:
         if self.offline or self.dry_run:
             return
@@ -459,18 +448,6 @@ class Deployer:
     def _latest_closed(directory: Path) -> records.Deployment | None:
         with records.reading(directory) as conn:
             return None if conn is None else records.latest(conn)
-
-    # ============================================================================ status
-    def status(self) -> tuple[dict[str, Any], bool]:
-        """The status document (see docs/deployment.md) and whether the bridge is healthy."""
-        return StatusReader(
-            self.config_path,
-            root=self.root,
-            offline=self.offline,
-            host=self.host,
-            clock=self.clock,
-            broker_timeout=self.broker_timeout,
-        ).read()
 
 
 def _same_deployment(kept: records.Deployment, new: records.Deployment) -> bool:

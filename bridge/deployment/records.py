@@ -161,24 +161,23 @@ def _has_table(conn: sqlite3.Connection) -> bool:
     return found is not None
 
 
-def current(conn: sqlite3.Connection) -> Deployment | None:
-    """The open deployment, if any."""
+def _newest(conn: sqlite3.Connection, where: str) -> Deployment | None:
     if not _has_table(conn):
         return None
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployment WHERE ended IS NULL ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
+        f"SELECT {_COLUMNS} FROM deployment {where} ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list and clause, no user input
     ).fetchone()
     return None if row is None else _row(row)
+
+
+def current(conn: sqlite3.Connection) -> Deployment | None:
+    """The open deployment, if any."""
+    return _newest(conn, "WHERE ended IS NULL")
 
 
 def latest(conn: sqlite3.Connection) -> Deployment | None:
     """The most recent deployment, open or closed."""
-    if not _has_table(conn):
-        return None
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployment ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
-    ).fetchone()
-    return None if row is None else _row(row)
+    return _newest(conn, "")
 
 
 def history(conn: sqlite3.Connection) -> list[Deployment]:

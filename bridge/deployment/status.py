@@ -1,8 +1,8 @@
 """``powerbridge deployment status``: what the service, the broker, the meter, the spool and
 the record say, as one health verdict.
 
-Read-only: the retained topics are read with one short broker session and decoded
-through the contract's typed payloads; the bridge database is opened read-only
+Read-only: the retained topics are read with one short broker session, the JSON
+ones decoded through the contract's typed payloads; the bridge database is opened read-only
 (the daemon may be writing it) and read only through its owners' accessors
 (:mod:`bridge.mqtt.spool` for the spool, :mod:`bridge.deployment.records` for the
 record).  What the database does not show (a user who may not read it) is taken
@@ -32,22 +32,27 @@ SAMPLE_MAX_AGE_MIN_S: Final = 10.0
 """A newest reading older than ``max(3 × meter.interval, this)`` counts as stale."""
 
 
-def load_config(config_path: Path) -> tuple[BridgeConfig, str]:
-    """The bridge's configuration and the device id it resolves to."""
-    config = load_bridge_config(config_path)
-    return config, identity.identify(config.device.id)[0]
-
-
 @dataclass
 class StatusReader:
-    """Reads the status of one bridge; ``offline`` means no host tool is asked."""
+    """What start, stop and status share (where the configuration is, the host, the
+    clock), and the status itself.  :class:`~bridge.deployment.lifecycle.Deployer`
+    extends it with the steps that change the system."""
 
     config_path: Path
     root: Path = Path("/")
-    offline: bool = False
     host: systemd.Host = field(default_factory=systemd.Host)
     clock: Clock = field(default_factory=SystemClock)
     broker_timeout: float = 5.0
+
+    @property
+    def offline(self) -> bool:
+        """No host tool is asked (``--root``)."""
+        return self.root.resolve() != Path("/")
+
+    def load(self) -> tuple[BridgeConfig, str]:
+        """The bridge's configuration and the device id it resolves to."""
+        config = load_bridge_config(self.config_path)
+        return config, identity.identify(config.device.id)[0]
 
     def data_dir(self, config: BridgeConfig) -> Path:
         return systemd.under(self.root, config.device.data_dir)
@@ -56,7 +61,7 @@ class StatusReader:
         """The configuration exists but this user may not read it (mode 0640, group powerbridge)."""
         return self.config_path.is_file() and not os.access(self.config_path, os.R_OK)
 
-    def reduced(self) -> tuple[dict[str, Any], bool]:
+    def status_reduced(self) -> tuple[dict[str, Any], bool]:
         """What a user who may not read the configuration can see: the service, from systemd."""
         problems: list[str] = []
         doc: dict[str, Any] = {
@@ -76,11 +81,11 @@ class StatusReader:
         doc["problems"] = problems
         return doc, False
 
-    def read(self) -> tuple[dict[str, Any], bool]:
+    def status(self) -> tuple[dict[str, Any], bool]:
         """The status document (see docs/deployment.md) and whether the bridge is healthy."""
         if self.unreadable():
-            return self.reduced()
-        config, device_id = load_config(self.config_path)
+            return self.status_reduced()
+        config, device_id = self.load()
         doc: dict[str, Any] = {
             "v": 1,
             "device_id": device_id,
