@@ -19,6 +19,9 @@ and are proven by the role-matrix test (``tests/broker/test_acl_matrix.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
 
 from bridge.errors import UsageError
 from bridge.mqtt.contract import (
@@ -119,6 +122,22 @@ def client_block(
             "",
         ]
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """An identity that ``broker add-<kind>`` adds: its id check, user name and ACL block."""
+
+    check_id: Callable[[str], str]
+    user: Callable[[str], str]
+    block: Callable[[str, str, str], str]
+    """``block(id, base, prefix)``."""
+
+
+ROLES: Final = {
+    "bridge": Role(check_bridge_id, bridge_user, bridge_block),
+    "client": Role(check_client_id, client_user, client_block),
+}
 
 
 def render_acl(template: str, base: str, prefix: str) -> str:

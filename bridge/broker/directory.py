@@ -27,12 +27,11 @@ from pathlib import Path
 from bridge.broker import passwd, tls
 from bridge.broker.acl import (
     IDENTITY_MARKER,
+    ROLES,
     acl_topics,
     acl_users,
-    bridge_block,
     check_bridge_id,
     check_client_id,
-    client_block,
     render_acl,
 )
 from bridge.errors import PowerbridgeError, UsageError
@@ -41,8 +40,6 @@ from bridge.mqtt.contract import (
     DEFAULT_BASE,
     DEFAULT_DISCOVERY_PREFIX,
     HOMEASSISTANT_USER,
-    bridge_user,
-    client_user,
 )
 
 SHIPPED_DIR = "/etc/mosquitto/powerbridge/"
@@ -261,25 +258,26 @@ class BrokerDirectory:
         report.add(str(self.acl), "kept", detail)
 
     # -- identities ----------------------------------------------------------------------
+    def add(
+        self, kind: str, ident: str, *, rotate: bool = False, report: Report | None = None
+    ) -> Report:
+        """Add one identity of ``kind`` (``bridge`` or ``client``): its ACL block and password."""
+        role = ROLES[kind]
+        ident = role.check_id(ident)
+        base, prefix = self.topics()
+        report = report if report is not None else Report()
+        self.ensure_user(role.user(ident), role.block(ident, base, prefix), report, rotate)
+        return report
+
     def add_bridge(
         self, device_id: str, *, rotate: bool = False, report: Report | None = None
     ) -> Report:
-        device_id = check_bridge_id(device_id)
-        base, prefix = self.topics()
-        report = report if report is not None else Report()
-        block = bridge_block(device_id, base, prefix)
-        self.ensure_user(bridge_user(device_id), block, report, rotate)
-        return report
+        return self.add("bridge", device_id, rotate=rotate, report=report)
 
     def add_client(
         self, client_id: str, *, rotate: bool = False, report: Report | None = None
     ) -> Report:
-        client_id = check_client_id(client_id)
-        base, prefix = self.topics()
-        report = report if report is not None else Report()
-        block = client_block(client_id, base, prefix)
-        self.ensure_user(client_user(client_id), block, report, rotate)
-        return report
+        return self.add("client", client_id, rotate=rotate, report=report)
 
     def ensure_user(
         self, user: str, block: str | None, report: Report, rotate: bool = False
