@@ -188,18 +188,22 @@ def history(conn: sqlite3.Connection) -> list[Deployment]:
     return [_row(r) for r in rows]
 
 
+def _close_open(conn: sqlite3.Connection, ended: datetime) -> Deployment | None:
+    """Inside a transaction: close the open deployment at ``ended``; it, closed, if any."""
+    open_one = current(conn)
+    if open_one is None:
+        return None
+    conn.execute(
+        "UPDATE deployment SET ended = ? WHERE id = ?", (isoformat_utc(ended), open_one.id)
+    )
+    return replace(open_one, ended=ended)
+
+
 def start(conn: sqlite3.Connection, record: Deployment) -> tuple[Deployment, Deployment | None]:
     """Open ``record``; close the deployment that was still open (returned second)."""
     check_coordinates(record.latitude, record.longitude)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        previous = current(conn)
-        if previous is not None:
-            conn.execute(
-                "UPDATE deployment SET ended = ? WHERE id = ?",
-                (isoformat_utc(record.started), previous.id),
-            )
-            previous = replace(previous, ended=record.started)
+    with db.transaction(conn):
+        previous = _close_open(conn, record.started)
         cursor = conn.execute(
             "INSERT INTO deployment (name, latitude, longitude, started, ended, device_id, "
             "software_version, config_sha256, config_path) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
@@ -214,25 +218,10 @@ def start(conn: sqlite3.Connection, record: Deployment) -> tuple[Deployment, Dep
                 record.config_path,
             ),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return replace(record, id=cursor.lastrowid, ended=None), previous
 
 
 def close(conn: sqlite3.Connection, ended: datetime) -> Deployment | None:
     """Close the open deployment at ``ended``; ``None`` if none was open."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        open_one = current(conn)
-        if open_one is not None:
-            conn.execute(
-                "UPDATE deployment SET ended = ? WHERE id = ?",
-                (isoformat_utc(ended), open_one.id),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return None if open_one is None else replace(open_one, ended=ended)
+    with db.transaction(conn):
+        return _close_open(conn, ended)

@@ -61,7 +61,7 @@ from typing import Final
 
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import SpoolConfig
-from bridge.db import connect, db_path, ensure_schema
+from bridge.db import connect, db_path, ensure_schema, transaction
 from bridge.log import RepeatedFailure
 from bridge.model import Reading
 from bridge.mqtt.spool.tables import (
@@ -406,18 +406,11 @@ class Spool:
         sync: bool = True,
     ) -> None:
         """One transaction: ``work``, then pending acknowledgements; then a sync point if due."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn) as conn:
             work(conn)
             removed, tombstone = self._apply_acks(
                 conn, new_top if new_top is not None else self._last_seq
             )
-        except BaseException:
-            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self._depth -= removed
         self._tombstone = tombstone
         self._acked.clear()
