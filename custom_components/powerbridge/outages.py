@@ -4,8 +4,9 @@
 with what a pure module cannot have: Home Assistant's clock and time zone, a
 :class:`~homeassistant.helpers.storage.Store` that keeps the history across restarts
 (saved a moment after each change), and the last ``mains`` message with the time it
-arrived.  The runtime feeds it the bridge's messages and fires the bus events it is told
-to fire; subscriptions, clients and timers stay in the runtime.
+arrived.  The runtime feeds it the bridge's decoded messages and hands it the function
+that fires a bus event (the runtime adds the bridge's identity to the event's data);
+subscriptions, clients and timers stay in the runtime.
 
 Where the facts come from (the rules are in history.py):
 
