@@ -9,6 +9,8 @@ and creates them with :func:`ensure_schema`.  WAL mode lets the daemon write whi
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DB_FILENAME = "bridge.db"
@@ -43,3 +45,17 @@ def connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
 def ensure_schema(conn: sqlite3.Connection, ddl: str) -> None:
     """Create a component's tables if they do not exist yet (idempotent DDL)."""
     conn.executescript(ddl)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled
+    back when it raises (unless SQLite already did, as it does on a full disk)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -387,7 +387,7 @@ async def test_energy_counted_from_the_first_reading_of_an_outage(
     assert state(hass, ENERGY) == "0.0035"
     runtime = runtime_of(hass, setup_bridge)
     assert runtime is not None
-    assert runtime.last_outage.duration_s == 42.0
+    assert runtime.outages.last_outage.duration_s == 42.0
 
 
 async def test_bad_client_status_is_counted(

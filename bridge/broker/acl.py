@@ -1,4 +1,5 @@
-"""ACL ``user`` blocks for each role (the templates behind ``mosquitto/acl``).
+"""ACL ``user`` blocks for each role (the templates behind ``mosquitto/acl``), and the shipped
+ACL rendered for other topic roots (:func:`render_acl`, read back by :func:`acl_topics`).
 
 Why per-identity blocks and not ``pattern`` lines: Mosquitto substitutes only the
 *whole* user name (``%u``) or client id (``%c``) into a pattern, and a pattern
@@ -18,6 +19,9 @@ and are proven by the role-matrix test (``tests/broker/test_acl_matrix.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
 
 from bridge.errors import UsageError
 from bridge.mqtt.contract import (
@@ -37,6 +41,9 @@ IDENTITY_MARKER = (
 
 _ID = DEVICE_ID_RE
 _USER_LINE = re.compile(r"^\s*user\s+(.+?)\s*$", re.MULTILINE)
+_TOPICS_LINE = re.compile(
+    r"^# Base topic: (\S+); Home Assistant discovery prefix: (\S+)\.$", re.MULTILINE
+)
 
 
 def _check_id(kind: str, value: str) -> str:
@@ -115,3 +122,48 @@ def client_block(
             "",
         ]
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """An identity that ``broker add-<kind>`` adds: its id check, user name and ACL block."""
+
+    check_id: Callable[[str], str]
+    user: Callable[[str], str]
+    block: Callable[[str, str, str], str]
+    """``block(id, base, prefix)``."""
+
+
+ROLES: Final = {
+    "bridge": Role(check_bridge_id, bridge_user, bridge_block),
+    "client": Role(check_client_id, client_user, client_block),
+}
+
+
+def render_acl(template: str, base: str, prefix: str) -> str:
+    """The shipped ACL with its topic roots replaced by ``base`` and ``prefix``."""
+    out: list[str] = []
+    for raw in template.splitlines():
+        line = raw
+        words = line.split(maxsplit=2)
+        if len(words) == 3 and words[0] == "topic":
+            topic = words[2]
+            if topic == DEFAULT_BASE or topic.startswith(DEFAULT_BASE + "/"):
+                topic = base + topic[len(DEFAULT_BASE) :]
+            elif topic == DEFAULT_DISCOVERY_PREFIX or topic.startswith(
+                DEFAULT_DISCOVERY_PREFIX + "/"
+            ):
+                topic = prefix + topic[len(DEFAULT_DISCOVERY_PREFIX) :]
+            line = f"topic {words[1]} {topic}"
+        elif _TOPICS_LINE.match(line):
+            line = f"# Base topic: {base}; Home Assistant discovery prefix: {prefix}."
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def acl_topics(text: str) -> tuple[str, str]:
+    """The base topic and discovery prefix an ACL file was made for (from its header)."""
+    found = _TOPICS_LINE.search(text)
+    if found is None:
+        return DEFAULT_BASE, DEFAULT_DISCOVERY_PREFIX
+    return found.group(1), found.group(2)

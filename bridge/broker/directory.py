@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,11 +27,12 @@ from pathlib import Path
 from bridge.broker import passwd, tls
 from bridge.broker.acl import (
     IDENTITY_MARKER,
+    ROLES,
+    acl_topics,
     acl_users,
-    bridge_block,
     check_bridge_id,
     check_client_id,
-    client_block,
+    render_acl,
 )
 from bridge.errors import PowerbridgeError, UsageError
 from bridge.mqtt.contract import (
@@ -40,8 +40,6 @@ from bridge.mqtt.contract import (
     DEFAULT_BASE,
     DEFAULT_DISCOVERY_PREFIX,
     HOMEASSISTANT_USER,
-    bridge_user,
-    client_user,
 )
 
 SHIPPED_DIR = "/etc/mosquitto/powerbridge/"
@@ -50,10 +48,6 @@ FIXED_USERS = (HOMEASSISTANT_USER, ARCHIVER_USER)
 BROKER_GROUP = "mosquitto"
 """Mosquitto 2.0 reads its password file and TLS key *after* dropping root privileges."""
 SERVER_CERT_WARN_DAYS = 30
-
-_TOPICS_LINE = re.compile(
-    r"^# Base topic: (\S+); Home Assistant discovery prefix: (\S+)\.$", re.MULTILINE
-)
 
 
 class BrokerSetupError(PowerbridgeError):
@@ -90,35 +84,6 @@ class Report:
         return next((a.outcome for a in self.actions if a.subject == subject), None)
 
 
-def render_acl(template: str, base: str, prefix: str) -> str:
-    """The shipped ACL with its topic roots replaced by ``base`` and ``prefix``."""
-    out: list[str] = []
-    for raw in template.splitlines():
-        line = raw
-        words = line.split(maxsplit=2)
-        if len(words) == 3 and words[0] == "topic":
-            topic = words[2]
-            if topic == DEFAULT_BASE or topic.startswith(DEFAULT_BASE + "/"):
-                topic = base + topic[len(DEFAULT_BASE) :]
-            elif topic == DEFAULT_DISCOVERY_PREFIX or topic.startswith(
-                DEFAULT_DISCOVERY_PREFIX + "/"
-            ):
-                topic = prefix + topic[len(DEFAULT_DISCOVERY_PREFIX) :]
-            line = f"topic {words[1]} {topic}"
-        elif _TOPICS_LINE.match(line):
-            line = f"# Base topic: {base}; Home Assistant discovery prefix: {prefix}."
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def acl_topics(text: str) -> tuple[str, str]:
-    """The base topic and discovery prefix an ACL file was made for (from its header)."""
-    found = _TOPICS_LINE.search(text)
-    if found is None:
-        return DEFAULT_BASE, DEFAULT_DISCOVERY_PREFIX
-    return found.group(1), found.group(2)
-
-
 def render_conf(template: str, directory: Path) -> str:
     """The shipped configuration with its file paths pointing into ``directory``."""
     target = str(directory.resolve())
@@ -142,6 +107,16 @@ def _group_id(name: str | None) -> int | None:
         return None
 
 
+class _File:
+    """One file (or folder) of a :class:`BrokerDirectory`, by name: ``directory.path / name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, directory: BrokerDirectory, owner: object = None) -> Path:
+        return directory.path / self.name
+
+
 class BrokerDirectory:
     """Make and extend one broker directory; every method returns what it did."""
 
@@ -152,37 +127,14 @@ class BrokerDirectory:
         self._missing_group = group if group is not None and _as_root() and not self.group else None
 
     # -- paths ---------------------------------------------------------------------------
-    @property
-    def conf(self) -> Path:
-        return self.path / "powerbridge.conf"
-
-    @property
-    def acl(self) -> Path:
-        return self.path / "acl"
-
-    @property
-    def passwd(self) -> Path:
-        return self.path / "passwd"
-
-    @property
-    def ca_crt(self) -> Path:
-        return self.path / "ca.crt"
-
-    @property
-    def ca_key(self) -> Path:
-        return self.path / "ca.key"
-
-    @property
-    def server_crt(self) -> Path:
-        return self.path / "server.crt"
-
-    @property
-    def server_key(self) -> Path:
-        return self.path / "server.key"
-
-    @property
-    def credentials(self) -> Path:
-        return self.path / "credentials"
+    conf = _File("powerbridge.conf")
+    acl = _File("acl")
+    passwd = _File("passwd")
+    ca_crt = _File("ca.crt")
+    ca_key = _File("ca.key")
+    server_crt = _File("server.crt")
+    server_key = _File("server.key")
+    credentials = _File("credentials")
 
     def credential_file(self, user: str) -> Path:
         return self.credentials / f"{user}.password"
@@ -306,25 +258,26 @@ class BrokerDirectory:
         report.add(str(self.acl), "kept", detail)
 
     # -- identities ----------------------------------------------------------------------
+    def add(
+        self, kind: str, ident: str, *, rotate: bool = False, report: Report | None = None
+    ) -> Report:
+        """Add one identity of ``kind`` (``bridge`` or ``client``): its ACL block and password."""
+        role = ROLES[kind]
+        ident = role.check_id(ident)
+        base, prefix = self.topics()
+        report = report if report is not None else Report()
+        self.ensure_user(role.user(ident), role.block(ident, base, prefix), report, rotate)
+        return report
+
     def add_bridge(
         self, device_id: str, *, rotate: bool = False, report: Report | None = None
     ) -> Report:
-        device_id = check_bridge_id(device_id)
-        base, prefix = self.topics()
-        report = report if report is not None else Report()
-        block = bridge_block(device_id, base, prefix)
-        self.ensure_user(bridge_user(device_id), block, report, rotate)
-        return report
+        return self.add("bridge", device_id, rotate=rotate, report=report)
 
     def add_client(
         self, client_id: str, *, rotate: bool = False, report: Report | None = None
     ) -> Report:
-        client_id = check_client_id(client_id)
-        base, prefix = self.topics()
-        report = report if report is not None else Report()
-        block = client_block(client_id, base, prefix)
-        self.ensure_user(client_user(client_id), block, report, rotate)
-        return report
+        return self.add("client", client_id, rotate=rotate, report=report)
 
     def ensure_user(
         self, user: str, block: str | None, report: Report, rotate: bool = False

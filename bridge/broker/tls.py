@@ -80,14 +80,22 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def make_ca(common_name: str = CA_COMMON_NAME, days: int = CA_DAYS) -> KeyAndCert:
-    """A self-signed CA that may sign server certificates only (path length 0)."""
-    _require_crypto()
+def _certificate(
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    issuer: x509.Name | None,
+    days: int,
+    *,
+    ca: bool,
+) -> x509.CertificateBuilder:
+    """What a CA and a server certificate share: names, key, validity, constraints, key usage.
+
+    A CA (``issuer`` ``None``: self-signed) may sign certificates only, with path
+    length 0; a server certificate may only sign its TLS handshakes.
+    """
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    key = _new_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "powerbridge"),
@@ -95,29 +103,43 @@ def make_ca(common_name: str = CA_COMMON_NAME, days: int = CA_DAYS) -> KeyAndCer
         ]
     )
     now = _now()
-    cert = (
+    usage = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    usage.update(key_cert_sign=ca, crl_sign=ca, digital_signature=not ca)
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer or name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(x509.KeyUsage(**usage), critical=True)
+    )
+
+
+def make_ca(common_name: str = CA_COMMON_NAME, days: int = CA_DAYS) -> KeyAndCert:
+    """A self-signed CA that may sign server certificates only (path length 0)."""
+    _require_crypto()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = _new_key()
+    cert = (
+        _certificate(key, common_name, None, days, ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -141,44 +163,15 @@ def make_server_cert(ca: KeyAndCert, hosts: list[str], days: int = SERVER_DAYS) 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise TlsError("the CA key is neither an EC nor an RSA key")
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     key = _new_key()
-    now = _now()
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "powerbridge"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64]),
-                ]
-            )
-        )
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _certificate(key, hosts[0][:64], ca_cert.subject, days, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,12 @@ from typing import Any
 from bridge.errors import NotAvailableError
 
 DEFAULT_BRIDGE_CONFIG = Path("/etc/powerbridge/bridge.yaml")
-DEFAULT_CLIENT_CONFIG = Path("/etc/powerbridge/client.yaml")
+DEFAULT_CLIENT_CONFIG = Path(
+    r"C:\ProgramData\powerbridge\client.yaml"
+    if sys.platform == "win32"
+    else "/etc/powerbridge/client.yaml"
+)
+"""Where the installed shutdown client's configuration lives."""
 
 Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 Handler = Callable[[argparse.Namespace], int]
@@ -31,14 +37,16 @@ def add_command(
 
 
 def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) -> None:
+    """``-c/--config FILE``, by default the installed bridge's (or shutdown client's) file."""
     default = DEFAULT_CLIENT_CONFIG if client else DEFAULT_BRIDGE_CONFIG
+    what = "shutdown client configuration" if client else "configuration file"
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
         default=default,
         metavar="FILE",
-        help=f"configuration file (default {default})",
+        help=f"{what} (default {default})",
     )
 
 

@@ -92,14 +92,7 @@ def register(subparsers: Any) -> None:
         "write the equivalent files for Home Assistant's Mosquitto broker add-on",
         _ha_addon,
     )
-    addon.add_argument(
-        "--dir",
-        type=Path,
-        default=DEFAULT_DIR,
-        dest="directory",
-        metavar="DIR",
-        help=f"broker directory (default {DEFAULT_DIR})",
-    )
+    _dir_option(addon)
     addon.set_defaults(group="mosquitto")
 
     for kind in ("bridge", "client"):
@@ -111,18 +104,22 @@ def register(subparsers: Any) -> None:
             _add_bridge if kind == "bridge" else _add_client,
         )
         sub.add_argument("id", metavar="ID", help="device id" if kind == "bridge" else "client id")
-        sub.add_argument(
-            "--dir",
-            type=Path,
-            default=DEFAULT_DIR,
-            dest="directory",
-            metavar="DIR",
-            help=f"broker directory (default {DEFAULT_DIR})",
-        )
+        _dir_option(sub)
         sub.add_argument(
             "--rotate", action="store_true", help="replace an existing password with a new one"
         )
         _group_option(sub)
+
+
+def _dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        dest="directory",
+        metavar="DIR",
+        help=f"broker directory (default {DEFAULT_DIR})",
+    )
 
 
 def _group_option(parser: argparse.ArgumentParser) -> None:
@@ -236,17 +233,12 @@ def _add(args: argparse.Namespace, kind: str) -> int:
     from bridge.broker.directory import BrokerDirectory
 
     store = BrokerDirectory(args.directory, group=args.group)
-    if kind == "bridge":
-        report = store.add_bridge(args.id, rotate=args.rotate)
-    else:
-        report = store.add_client(args.id, rotate=args.rotate)
+    report = store.add(kind, args.id, rotate=args.rotate)
     _print_report(store, report)
     host = _host(store, [])
+    snippet = snippets.bridge if kind == "bridge" else snippets.client
     print()
-    if kind == "bridge":
-        print(snippets.bridge(store.path, args.id, host))
-    else:
-        print(snippets.client(store.path, args.id, host))
+    print(snippet(store.path, args.id, host))
     print()
     print(snippets.reload_hint())
     return _exit(report)

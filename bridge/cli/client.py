@@ -14,29 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command
+from bridge.cli._common import add_command, add_config_option
 from bridge.errors import ExitCode, UsageError
 
 SYSTEM_CHOICES = ("linux", "darwin", "windows")
-
-
-def _default_config() -> Path:
-    """Where the installed service's configuration lives (cheap: no imports at parse time)."""
-    if sys.platform == "win32":
-        return Path(r"C:\ProgramData\powerbridge\client.yaml")
-    return Path("/etc/powerbridge/client.yaml")
-
-
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    default = _default_config()
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=default,
-        metavar="FILE",
-        help=f"shutdown client configuration (default {default})",
-    )
 
 
 # --------------------------------------------------------------------------- run
@@ -236,7 +217,7 @@ def register(subparsers: Any) -> None:
             "--dry-run logs 'would shut down' instead of shutting down."
         ),
     )
-    _config_option(run)
+    add_config_option(run, client=True)
     run.set_defaults(service=True)  # logs at INFO without -v: its lines go to the journal
     run.add_argument("--dry-run", action="store_true", help="never shut down; log instead")
     run.add_argument("--log-file", type=Path, metavar="FILE", help="also log to FILE (rotated)")
@@ -256,7 +237,7 @@ def register(subparsers: Any) -> None:
                 "--dry-run prints exactly what would be written and run, and does nothing."
             ),
         )
-        _config_option(cmd)
+        add_config_option(cmd, client=True)
         cmd.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
         cmd.add_argument(
             "--system",
@@ -282,7 +263,7 @@ def register(subparsers: Any) -> None:
             "is refused until this is done.  Restart the client afterwards."
         ),
     )
-    _config_option(forget)
+    add_config_option(forget, client=True)
 
     status = add_command(
         sub,
@@ -295,7 +276,7 @@ def register(subparsers: Any) -> None:
             "Exit 0 when the service is running, 1 otherwise."
         ),
     )
-    _config_option(status)
+    add_config_option(status, client=True)
     parser.set_defaults(func=_help, _parser=parser)
 
 

@@ -104,7 +104,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from bridge.deployment.lifecycle import format_status
+    from bridge.deployment.status import format_status
 
     doc, healthy = _deployer(args).status()
     if args.json:

@@ -178,6 +178,18 @@ def write_secret(path: Path, secret: str) -> Path:
     return path
 
 
+def _mqtt_yaml(host: str, port: int, creds: Credentials, password_file: Path) -> str:
+    """The ``mqtt:`` section both demo configurations share: the demo's own broker."""
+    return f"""\
+mqtt:
+  host: {json.dumps(host)}
+  port: {port}
+  username: {creds.username}
+  password_file: {json.dumps(str(password_file))}
+  keepalive: 10s
+  base_topic: {BASE}"""
+
+
 def bridge_yaml(
     *, host: str, port: int, creds: Credentials, password_file: Path, data_dir: Path,
     timings: Timings, meter_protocol: str,
@@ -189,13 +201,7 @@ device:
   id: {BRIDGE_ID}
   name: powerbridge demo
   data_dir: {json.dumps(str(data_dir))}
-mqtt:
-  host: {json.dumps(host)}
-  port: {port}
-  username: {creds.username}
-  password_file: {json.dumps(str(password_file))}
-  keepalive: 10s
-  base_topic: {BASE}
+{_mqtt_yaml(host, port, creds, password_file)}
 meter:
   type: simulated        # a wire-level simulator behind a pseudo-terminal
   interval: 1s
@@ -228,13 +234,7 @@ client:
   id: {CLIENT_ID}
   name: demo PC
   memory_file: {json.dumps(str(password_file.with_name("client-memory.json")))}
-mqtt:
-  host: {json.dumps(host)}
-  port: {port}
-  username: {creds.username}
-  password_file: {json.dumps(str(password_file))}
-  keepalive: 10s
-  base_topic: {BASE}
+{_mqtt_yaml(host, port, creds, password_file)}
 bridges:
   - {BRIDGE_ID}
 shutdown:

@@ -1,4 +1,4 @@
-"""Deployment start, stop and status: the steps behind ``powerbridge deployment``.
+"""Deployment start and stop: the steps behind ``powerbridge deployment``.
 
 ``start``: health checks (stop on failure) → install the unit, the service user and
 the udev rules (udev skipped where it does not run, e.g. in a container) → enable and
@@ -6,8 +6,9 @@ the udev rules (udev skipped where it does not run, e.g. in a container) → ena
 (a repeated start with the same details keeps the open record) → publish it retained.
 Nothing is recorded or published unless the service runs; a failed step says what
 the steps before it changed.  ``stop``: stop and disable
-the service → close the record → publish the closed record.  ``status``: what the
-service, the broker, the meter, the spool and the record say, as one health verdict.
+the service → close the record → publish the closed record.  ``status`` changes
+nothing and lives apart, in :class:`bridge.deployment.status.StatusReader`, which
+:class:`Deployer` extends with the steps that do.
 
 Every step prints one line as it happens.  ``root`` other than ``/`` writes the
 files (and the database) under that prefix and never runs a host tool; ``dry_run``
@@ -23,31 +24,24 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TextIO
 
-from bridge import __version__, identity
-from bridge.clock import Clock, SystemClock, isoformat_utc
+from bridge import __version__
+from bridge.clock import isoformat_utc
 from bridge.config import BridgeConfig, load_bridge_config
 from bridge.db import db_path
 from bridge.deployment import records, systemd
 from bridge.deployment.checks import CHECK_NAMES, CheckContext, CheckResult, run_checks
-from bridge.errors import PayloadError, UsageError
+from bridge.deployment.status import StatusReader
+from bridge.errors import UsageError
 from bridge.mqtt.contract import (
     QOS_DEPLOYMENT,
     BridgeTopics,
-    HealthPayload,
-    StatePayload,
-    loads_object,
 )
 from bridge.mqtt.session import BrokerProblemError, BrokerSession
-from bridge.mqtt.spool import read_figures, read_newest_sample_created
-
-DEPLOYMENT_QOS: Final = QOS_DEPLOYMENT
-SAMPLE_MAX_AGE_MIN_S: Final = 10.0
-"""A newest reading older than ``max(3 × meter.interval, this)`` counts as stale."""
 
 
 class StepFailedError(Exception):
@@ -55,18 +49,13 @@ class StepFailedError(Exception):
 
 
 @dataclass
-class Deployer:
-    """Options shared by start, stop and status."""
+class Deployer(StatusReader):
+    """``start`` and ``stop``, with the options they add to what status reads."""
 
-    config_path: Path
-    root: Path = Path("/")
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
-    host: systemd.Host = field(default_factory=systemd.Host)
-    clock: Clock = field(default_factory=SystemClock)
     exec_argv: list[str] | None = None
     skip: frozenset[str] = frozenset()
-    broker_timeout: float = 5.0
     host_tools: bool | None = None
     """Run systemctl & co.: by default only without a root prefix.  ``True`` with a prefix
     is for tests, with fake tools from ``POWERBRIDGE_TOOL_PATH``."""
@@ -109,13 +98,6 @@ class Deployer:
             self.say(f"      {line}")
 
     # -- shared -------------------------------------------------------------------------
-    def load(self) -> tuple[BridgeConfig, str]:
-        config = load_bridge_config(self.config_path)
-        return config, identity.identify(config.device.id)[0]
-
-    def data_dir(self, config: BridgeConfig) -> Path:
-        return systemd.under(self.root, config.device.data_dir)
-
     def _require_privileges(self, what: str) -> None:
         if self.offline or self.dry_run:
             return
@@ -133,7 +115,7 @@ class Deployer:
             with BrokerSession(config, device_id, purpose="deploy").connect(
                 self.broker_timeout
             ) as session:
-                session.publish(topic, payload, qos=DEPLOYMENT_QOS, retain=True)
+                session.publish(topic, payload, qos=QOS_DEPLOYMENT, retain=True)
         except BrokerProblemError as exc:
             raise StepFailedError(f"{exc} — fix: {exc.fix}") from None
         return topic
@@ -433,10 +415,8 @@ class Deployer:
     ) -> records.Deployment | None:
         directory = self.data_dir(config)
         if self.dry_run:
-            conn = records.open_db_readonly(directory)
-            current = records.current(conn) if conn is not None else None
-            if conn is not None:
-                conn.close()
+            with records.reading(directory) as conn:
+                current = None if conn is None else records.current(conn)
             done(
                 f'would close #{current.id} "{current.name}"'
                 if current
@@ -466,341 +446,19 @@ class Deployer:
 
     @staticmethod
     def _latest_closed(directory: Path) -> records.Deployment | None:
-        conn = records.open_db_readonly(directory)
-        if conn is None:
-            return None
-        try:
-            return records.latest(conn)
-        finally:
-            conn.close()
-
-    # ============================================================================ status
-    def unreadable(self) -> bool:
-        """The configuration exists but this user may not read it (mode 0640, group powerbridge)."""
-        return self.config_path.is_file() and not os.access(self.config_path, os.R_OK)
-
-    def status_reduced(self) -> tuple[dict[str, Any], bool]:
-        """What a user who may not read the configuration can see: the service, from systemd."""
-        problems: list[str] = []
-        doc: dict[str, Any] = {
-            "v": 1,
-            "device_id": None,
-            "checked_at": isoformat_utc(self.clock.utcnow()),
-            "reduced": True,
-            "detail": (
-                f"{self.config_path} is not readable by this user: only the service is shown. "
-                "For the full status run it with sudo, or join the powerbridge group "
-                "(`sudo usermod -aG powerbridge $USER`, then log in again)"
-            ),
-            "service": self._status_service(problems),
-        }
-        problems.append("broker, meter and spool not checked: the configuration is not readable")
-        doc["healthy"] = False
-        doc["problems"] = problems
-        return doc, False
-
-    def status(self) -> tuple[dict[str, Any], bool]:
-        """The status document (see docs/deployment.md) and whether the bridge is healthy."""
-        if self.unreadable():
-            return self.status_reduced()
-        config, device_id = self.load()
-        doc: dict[str, Any] = {
-            "v": 1,
-            "device_id": device_id,
-            "checked_at": isoformat_utc(self.clock.utcnow()),
-        }
-        problems: list[str] = []
-        doc["service"] = self._status_service(problems)
-        retained, doc["broker"] = self._status_broker(config, device_id, problems)
-        health = _health_or_none(retained.get("health"))
-        doc["meter"] = self._status_meter(config, health)
-        stopped = doc["service"].get("state") in ("inactive", "failed", "not-installed")
-        if stopped and doc["meter"]["link"] is not None:
-            # The retained health report is the stopped service's last word, not the meter's.
-            last = "answering" if doc["meter"]["link"] else "not answering"
-            doc["meter"]["link"] = None
-            doc["meter"]["detail"] = (
-                f"not read: the service is {doc['service']['state']} (it last reported {last})"
-            )
-        doc["last_sample"] = self._status_last_sample(config, retained.get("state"))
-        doc["spool"] = self._status_spool(config, health)
-        doc["deployment"] = self._status_deployment(config, retained.get("deployment"))
-        if doc["deployment"] is not None:
-            doc["deployment"]["config_changed"] = self._config_changed(doc["deployment"])
-        self._judge(config, doc, problems)
-        doc["healthy"] = not problems
-        doc["problems"] = problems
-        return doc, not problems
-
-    def _config_changed(self, deployment: dict[str, Any]) -> bool | None:
-        """Whether the configuration file differs from the one deployed (``None``: unknown)."""
-        recorded = deployment.get("config_sha256")
-        try:
-            current = records.config_sha256(self.config_path)
-        except OSError:
-            return None
-        return None if not isinstance(recorded, str) else current != recorded
-
-    def _status_service(self, problems: list[str]) -> dict[str, Any]:
-        unit_file = systemd.installed_unit(self.root)
-        out: dict[str, Any] = {"unit": systemd.UNIT_NAME, "unit_file": None}
-        if unit_file is not None:
-            out["unit_file"] = str(unit_file)
-        if self.offline or not self.host.systemd_running:
-            out["state"] = "unknown"
-            out["enabled"] = (
-                ("enabled" if systemd.enabled_offline(self.root) else "disabled")
-                if unit_file is not None
-                else "not-found"
-            )
-            why = "--root" if self.offline else "systemd is not running here"
-            out["detail"] = f"whether it runs is not known ({why})"
-            problems.append(f"service state unknown ({why})")
-            return out
-        out["enabled"] = self.host.enabled_state()
-        out["state"] = self.host.active_state() if out["enabled"] != "not-found" else "inactive"
-        if out["enabled"] == "not-found":
-            out["state"] = "not-installed"
-        out["detail"] = f"{out['state']}, {out['enabled']}"
-        if out["state"] != "active":
-            problems.append(f"service {out['state']}")
-        return out
-
-    def _status_broker(
-        self, config: BridgeConfig, device_id: str, problems: list[str]
-    ) -> tuple[dict[str, bytes], dict[str, Any]]:
-        topics = BridgeTopics(config.mqtt.base_topic, device_id)
-        wanted = [topics.status, topics.state, topics.health, topics.deployment]
-        out: dict[str, Any] = {
-            "address": f"{config.mqtt.host}:{config.mqtt.effective_port}",
-            "reachable": False,
-            "bridge_status": None,
-            "detail": "",
-        }
-        try:
-            with BrokerSession(config, device_id, purpose="status").connect(
-                self.broker_timeout
-            ) as session:
-                found = session.retained(wanted, wait=1.0)
-        except BrokerProblemError as exc:
-            out["detail"] = str(exc)
-            out["fix"] = exc.fix
-            problems.append(f"broker: {exc}")
-            return {}, out
-        out["reachable"] = True
-        status = found.get(topics.status)
-        out["bridge_status"] = status.decode("utf-8", "replace") if status is not None else None
-        if out["bridge_status"] != "online":
-            out["detail"] = (
-                "the broker has never seen this bridge"
-                if status is None
-                else f"the broker says the bridge is {out['bridge_status']}"
-            )
-            problems.append(f"bridge {out['bridge_status'] or 'never seen'} on the broker")
-        else:
-            out["detail"] = "the bridge is connected (online)"
-        names = {topics.state: "state", topics.health: "health", topics.deployment: "deployment"}
-        return {names[t]: v for t, v in found.items() if t in names}, out
-
-    @staticmethod
-    def _status_meter(config: BridgeConfig, health: dict[str, Any] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": config.meter.type, "port": config.meter.port, "link": None}
-        if config.meter.type == "none":
-            out["detail"] = "no meter configured"
-            return out
-        if health is not None and isinstance(health.get("meter_link"), bool):
-            out["link"] = health["meter_link"]
-            out["detail"] = "answering" if out["link"] else "not answering"
-            if not out["link"] and health.get("last_reading_age_s") is None:
-                # A bridge that has just (re)started reports before its first read: not a
-                # verdict on the meter.  The newest reading's age is judged instead.
-                out["link"] = None
-                out["detail"] = "no reading yet since the bridge started"
-        else:
-            out["detail"] = "unknown (no health report from the bridge)"
-        return out
-
-    def _status_last_sample(self, config: BridgeConfig, raw_state: bytes | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"ts": None, "age_s": None, "source": None}
-        if config.meter.type == "none":
-            return out
-        ts: datetime | None = None
-        if raw_state is not None:
-            try:
-                ts = StatePayload.decode(raw_state).ts
-                out["source"] = "broker"
-            except PayloadError:
-                ts = None
-        if ts is None:
-            ts = self._spool_newest_sample(config)
-            out["source"] = "spool" if ts is not None else None
-        if ts is not None:
-            out["ts"] = isoformat_utc(ts)
-            out["age_s"] = round((self.clock.utcnow() - ts).total_seconds(), 1)
-        return out
-
-    def _spool_newest_sample(self, config: BridgeConfig) -> datetime | None:
-        from datetime import UTC
-
-        try:
-            conn = records.open_db_readonly(self.data_dir(config))
-            if conn is None:
-                return None
-            try:
-                created = read_newest_sample_created(conn)
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            return None
-        return None if created is None else datetime.fromtimestamp(created, UTC)
-
-    def _status_spool(self, config: BridgeConfig, health: dict[str, Any] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"depth": None, "dropped": None, "oldest_age_s": None, "source": None}
-        directory = self.data_dir(config)
-        try:
-            conn = records.open_db_readonly(directory)
-            if conn is not None:
-                try:
-                    figures = read_figures(conn)
-                finally:
-                    conn.close()
-                out["depth"] = figures.depth
-                out["dropped"] = figures.dropped
-                if figures.oldest_created is not None:
-                    age = self.clock.utcnow().timestamp() - figures.oldest_created
-                    out["oldest_age_s"] = round(max(0.0, age), 1)
-                out["source"] = "database"
-                return out
-        except sqlite3.Error as exc:
-            out["detail"] = f"cannot read {db_path(directory)}: {exc}"
-        if health is not None and isinstance(health.get("spool_depth"), int):
-            out["depth"] = health["spool_depth"]
-            dropped_h = health.get("spool_dropped")
-            out["dropped"] = dropped_h if isinstance(dropped_h, int) else None
-            out["source"] = "health"
-        return out
-
-    def _status_deployment(
-        self, config: BridgeConfig, retained: bytes | None
-    ) -> dict[str, Any] | None:
-        directory = self.data_dir(config)
-        try:
-            conn = records.open_db_readonly(directory)
-            if conn is not None:
-                try:
-                    latest = records.latest(conn)
-                finally:
-                    conn.close()
-                if latest is not None:
-                    out = latest.to_dict()
-                    out["source"] = "database"
-                    return out
-        except sqlite3.Error:
-            pass  # not readable by this user: fall back to what the broker keeps
-        data = _json_or_none(retained)
-        if data is not None:
-            data.pop("v", None)
-            data["source"] = "broker"
-            return data
-        return None
-
-    def _judge(self, config: BridgeConfig, doc: dict[str, Any], problems: list[str]) -> None:
-        if config.meter.type == "none":
-            return
-        if doc["meter"]["link"] is False:
-            problems.append("meter not answering")
-        age = doc["last_sample"]["age_s"]
-        allowed = max(3 * config.meter.interval, SAMPLE_MAX_AGE_MIN_S)
-        if age is None:
-            problems.append("no reading known")
-        elif age > allowed:
-            problems.append(f"newest reading {age:.0f} s old (more than {allowed:.0f} s)")
+        with records.reading(directory) as conn:
+            return None if conn is None else records.latest(conn)
 
 
 def _same_deployment(kept: records.Deployment, new: records.Deployment) -> bool:
-    """A repeated ``start`` with the same details: the open record stays as it is."""
-    return (
-        kept.name,
-        kept.latitude,
-        kept.longitude,
-        kept.device_id,
-        kept.software_version,
-        kept.config_sha256,
-        kept.config_path,
-    ) == (
-        new.name,
-        new.latitude,
-        new.longitude,
-        new.device_id,
-        new.software_version,
-        new.config_sha256,
-        new.config_path,
-    )
+    """A repeated ``start`` with the same details: the open record stays as it is.
+
+    Everything but the record's id and times: name, coordinates, device id,
+    software version and the configuration file (path and hash).
+    """
+    return replace(kept, id=new.id, started=new.started, ended=new.ended) == new
 
 
 def _to_ms(value: datetime) -> datetime:
     """Millisecond precision: what the database and the payload keep."""
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def _health_or_none(raw: bytes | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        return HealthPayload.decode(raw).to_dict()
-    except PayloadError:
-        return None
-
-
-def _json_or_none(raw: bytes | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        return loads_object(raw)
-    except PayloadError:
-        return None
-
-
-def format_status(doc: dict[str, Any]) -> str:
-    """The status document as lines for people."""
-    if doc.get("reduced"):
-        svc = doc["service"]
-        lines = ["bridge: reduced view (cannot tell whether it is healthy)"]
-        lines.append(f"  service      {svc['state']} ({svc['enabled']})")
-        lines.append(f"  note         {doc['detail']}")
-        lines.extend(f"  ✗ {problem}" for problem in doc["problems"])
-        return "\n".join(lines)
-    lines = [f"bridge {doc['device_id']}: {'healthy' if doc['healthy'] else 'NOT HEALTHY'}"]
-    svc = doc["service"]
-    lines.append(f"  service      {svc['state']} ({svc['enabled']})")
-    broker = doc["broker"]
-    link = "reachable" if broker["reachable"] else "unreachable"
-    lines.append(f"  broker       {broker['address']} {link}; {broker['detail']}")
-    meter = doc["meter"]
-    port = f" on {meter['port']}" if meter["port"] else ""
-    lines.append(f"  meter        {meter['type']}{port} — {meter['detail']}")
-    sample = doc["last_sample"]
-    if sample["age_s"] is not None:
-        lines.append(
-            f"  last sample  {sample['age_s']:.1f} s ago ({sample['ts']}, {sample['source']})"
-        )
-    else:
-        lines.append("  last sample  unknown")
-    spool = doc["spool"]
-    depth = "unknown" if spool["depth"] is None else f"{spool['depth']} undelivered"
-    dropped = "" if not spool["dropped"] else f", {spool['dropped']} dropped"
-    lines.append(f"  spool        {depth}{dropped}")
-    dep = doc["deployment"]
-    if dep is None:
-        lines.append("  deployment   none recorded")
-    else:
-        state = "since" if dep.get("active", dep.get("ended") is None) else "ended"
-        when = dep.get("started") if state == "since" else dep.get("ended")
-        lines.append(
-            f'  deployment   "{dep.get("name")}" at {dep.get("latitude")}, {dep.get("longitude")}'
-            f" {state} {when}"
-        )
-        if dep.get("config_changed"):
-            lines.append("               the configuration file has changed since it started")
-    lines.extend(f"  ✗ {problem}" for problem in doc["problems"])
-    return "\n".join(lines)

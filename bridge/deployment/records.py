@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +127,17 @@ def open_db_readonly(data_dir: Path) -> sqlite3.Connection | None:
     return conn
 
 
+@contextmanager
+def reading(data_dir: Path) -> Iterator[sqlite3.Connection | None]:
+    """:func:`open_db_readonly` for a ``with`` block: closed on leaving."""
+    conn = open_db_readonly(data_dir)
+    try:
+        yield conn
+    finally:
+        if conn is not None:
+            conn.close()
+
+
 def _row(row: tuple[object, ...]) -> Deployment:
     (id_, name, lat, lon, started, ended, device, version, sha, cfg) = row
     return Deployment(
@@ -148,24 +161,23 @@ def _has_table(conn: sqlite3.Connection) -> bool:
     return found is not None
 
 
-def current(conn: sqlite3.Connection) -> Deployment | None:
-    """The open deployment, if any."""
+def _newest(conn: sqlite3.Connection, where: str) -> Deployment | None:
     if not _has_table(conn):
         return None
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployment WHERE ended IS NULL ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
+        f"SELECT {_COLUMNS} FROM deployment {where} ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list and clause, no user input
     ).fetchone()
     return None if row is None else _row(row)
+
+
+def current(conn: sqlite3.Connection) -> Deployment | None:
+    """The open deployment, if any."""
+    return _newest(conn, "WHERE ended IS NULL")
 
 
 def latest(conn: sqlite3.Connection) -> Deployment | None:
     """The most recent deployment, open or closed."""
-    if not _has_table(conn):
-        return None
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM deployment ORDER BY id DESC LIMIT 1"  # noqa: S608 - constant column list, no user input
-    ).fetchone()
-    return None if row is None else _row(row)
+    return _newest(conn, "")
 
 
 def history(conn: sqlite3.Connection) -> list[Deployment]:
@@ -176,18 +188,22 @@ def history(conn: sqlite3.Connection) -> list[Deployment]:
     return [_row(r) for r in rows]
 
 
+def _close_open(conn: sqlite3.Connection, ended: datetime) -> Deployment | None:
+    """Inside a transaction: close the open deployment at ``ended``; it, closed, if any."""
+    open_one = current(conn)
+    if open_one is None:
+        return None
+    conn.execute(
+        "UPDATE deployment SET ended = ? WHERE id = ?", (isoformat_utc(ended), open_one.id)
+    )
+    return replace(open_one, ended=ended)
+
+
 def start(conn: sqlite3.Connection, record: Deployment) -> tuple[Deployment, Deployment | None]:
     """Open ``record``; close the deployment that was still open (returned second)."""
     check_coordinates(record.latitude, record.longitude)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        previous = current(conn)
-        if previous is not None:
-            conn.execute(
-                "UPDATE deployment SET ended = ? WHERE id = ?",
-                (isoformat_utc(record.started), previous.id),
-            )
-            previous = replace(previous, ended=record.started)
+    with db.transaction(conn):
+        previous = _close_open(conn, record.started)
         cursor = conn.execute(
             "INSERT INTO deployment (name, latitude, longitude, started, ended, device_id, "
             "software_version, config_sha256, config_path) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
@@ -202,25 +218,10 @@ def start(conn: sqlite3.Connection, record: Deployment) -> tuple[Deployment, Dep
                 record.config_path,
             ),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return replace(record, id=cursor.lastrowid, ended=None), previous
 
 
 def close(conn: sqlite3.Connection, ended: datetime) -> Deployment | None:
     """Close the open deployment at ``ended``; ``None`` if none was open."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        open_one = current(conn)
-        if open_one is not None:
-            conn.execute(
-                "UPDATE deployment SET ended = ? WHERE id = ?",
-                (isoformat_utc(ended), open_one.id),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return None if open_one is None else replace(open_one, ended=ended)
+    with db.transaction(conn):
+        return _close_open(conn, ended)

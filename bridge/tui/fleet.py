@@ -213,7 +213,7 @@ class Fleet:
     ) -> list[Change]:
         view = self.bridge(device_id)
         if kind == "status":
-            return self._bridge_status(view, payload, now, retained)
+            return self._status(view, payload, now, retained)
         if kind == "mains":
             return self._bridge_mains(view, payload, now, retained)
         try:
@@ -225,17 +225,6 @@ class Fleet:
         except PayloadError:
             return self._bad(view)
         return []
-
-    def _bridge_status(
-        self, view: BridgeView, payload: bytes, now: float, retained: bool
-    ) -> list[Change]:
-        text = _status_text(payload)
-        if text is None:
-            return self._bad(view)
-        if text == view.status:
-            return []
-        view.status = text
-        return [Change("bridge_status", view.device_id, text, now, retained=retained)]
 
     def _bridge_mains(
         self, view: BridgeView, payload: bytes, now: float, retained: bool
@@ -257,13 +246,7 @@ class Fleet:
     ) -> list[Change]:
         view = self.client(client_id)
         if kind == "status":
-            text = _status_text(payload)
-            if text is None:
-                return self._bad(view)
-            if text == view.status:
-                return []
-            view.status = text
-            return [Change("client_status", client_id, text, now, retained=retained)]
+            return self._status(view, payload, now, retained)
         try:
             data = ClientStatePayload.decode(payload).to_dict()
         except PayloadError:
@@ -280,6 +263,20 @@ class Fleet:
         if view.dry_run and phase not in ("idle", "counting"):
             detail = "dry run"
         return [Change("client_state", client_id, phase, now, detail, retained)]
+
+    def _status(
+        self, view: BridgeView | ClientView, payload: bytes, now: float, retained: bool
+    ) -> list[Change]:
+        """A bridge's or a client's ``status`` (``online``/``offline``): a change if it is new."""
+        text = _status_text(payload)
+        if text is None:
+            return self._bad(view)
+        if text == view.status:
+            return []
+        view.status = text
+        if isinstance(view, BridgeView):
+            return [Change("bridge_status", view.device_id, text, now, retained=retained)]
+        return [Change("client_status", view.client_id, text, now, retained=retained)]
 
     def _bad(self, view: BridgeView | ClientView) -> list[Change]:
         view.bad_payloads += 1

@@ -51,4 +51,4 @@ class MainsBinarySensor(PowerbridgeEntity, BinarySensorEntity):
 
     @property
     def is_on(self) -> bool | None:
-        return self.runtime.mains_on
+        return self.runtime.outages.mains_on

@@ -1,29 +1,13 @@
-"""One bridge as Home Assistant sees it: subscriptions, outage history, clients, events.
+"""One bridge as Home Assistant sees it: subscriptions, clients, events and timers.
 
-:class:`BridgeRuntime` is created per config entry.  It subscribes to the bridge's
-``status``, ``mains``, ``events``, ``state`` and ``health`` topics and to every shutdown
-client's ``state`` and ``status``; it feeds the bridge's messages to the outage history
-(:class:`~.history.OutageHistory`, a pure state machine), keeps that history in a
-:class:`~homeassistant.helpers.storage.Store`, fires the public bus events and tells the
-entities to refresh through the dispatcher.
-
-Where the facts come from (the rules are in history.py):
-
-* ``mains`` (retained, QoS 1, refreshed every 30 s) drives the live view: an outage
-  starts or ends when a *new* announcement (a ``seq`` not seen before) changes the state.
-  The last accepted ``seq`` is stored, so a restart of Home Assistant never fires an
-  outage twice.
-* ``events`` (QoS 1, spooled by the bridge, at least once) completes the history: an
-  outage that ended while Home Assistant could not hear the bridge is recorded when the
-  bridge replays it, and ``powerbridge_outage_ended`` fires with ``replayed: true``.
-  Outages are keyed by the ``seq`` of the announcement that ended them, so a record
-  never counts twice.
-* ``state`` gives the meter's energy counter; the energy used during an outage is the
-  counter's increase from the outage's start to its end.
-
-The current outage's age is ``elapsed_s`` of the last ``mains`` message plus the time
-since that message arrived on Home Assistant's own clock: the two machines' clocks never
-need to agree (the same rule the shutdown clients use).
+:class:`BridgeRuntime` is created per config entry and kept in ``entry.runtime_data``
+(``hass.data`` on releases before 2024.4).  It subscribes to the bridge's ``status``,
+``mains``, ``events``, ``state`` and ``health`` topics and to every shutdown client's
+``state`` and ``status``; it hands the bridge's outage facts to
+:class:`~.outages.BridgeOutages` (the history, its storage and the live view; the rules
+are in history.py), fires the public bus events and tells the entities to refresh
+through the dispatcher.  A live timer refreshes them every few seconds while an outage
+or a client's countdown runs.
 """
 
 from __future__ import annotations
@@ -33,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from homeassistant.components import mqtt
 from homeassistant.components.mqtt import ReceiveMessage
@@ -42,7 +26,6 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_change, async_track_time_interval
-from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from . import protocol
@@ -57,13 +40,13 @@ from .const import (
     EVENT_BRIDGE_ONLINE,
     EVENT_COUNTDOWN_STARTED,
     LIVE_UPDATE_INTERVAL_S,
-    STORAGE_VERSION,
 )
 from .devices import async_device_id
-from .history import OutageHistory, OutageRecord, Outcome, StoredHistory
+from .outages import BridgeOutages
 
 _LOGGER = logging.getLogger(__name__)
-_SAVE_DELAY_S = 2.0
+T = TypeVar("T")
+M = TypeVar("M", protocol.Mains, protocol.Event)
 
 
 @dataclass(slots=True)
@@ -142,19 +125,9 @@ class BridgeRuntime:
         """The options this runtime was made with (a change of them reloads the entry)."""
         key = entry.options.get(CONF_SIGNING_KEY)
         self.key: bytes | None = key.encode() if key else None
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{self.device_id}"
-        )
-        self.history = OutageHistory(
-            StoredHistory(),
-            today=lambda: dt_util.now().date(),
-            local_date=lambda instant: dt_util.as_local(instant).date(),
-        )
+        self.outages = BridgeOutages(hass, self.device_id, self._fire)
         self.online: bool | None = None
         self.last_seen: datetime | None = None
-        self.mains: protocol.Mains | None = None
-        self.mains_received: datetime | None = None
-        self.energy_wh: float | None = None
         self.health: dict[str, Any] | None = None
         self.clients: dict[str, ClientInfo] = {}
         self._client_status: dict[str, bool] = {}
@@ -165,10 +138,8 @@ class BridgeRuntime:
     # ------------------------------------------------------------------ lifecycle
     async def async_start(self) -> None:
         """Load the history, then subscribe (retained messages arrive right away)."""
-        self.history.data = StoredHistory.from_dict(await self._store.async_load())
-        for client_id in self.history.data.clients:
+        for client_id in await self.outages.async_load():
             self.clients[client_id] = ClientInfo(client_id)
-        self.history.roll_day()
         subscriptions: list[tuple[str, Callable[[ReceiveMessage], None], int]] = [
             (protocol.bridge_topic(self.base, self.device_id, "status"), self._on_status, 1),
             (protocol.bridge_topic(self.base, self.device_id, "mains"), self._on_mains, 1),
@@ -189,16 +160,14 @@ class BridgeRuntime:
     @staticmethod
     async def async_remove_store(hass: HomeAssistant, entry: ConfigEntry) -> None:
         """Delete the stored history of a bridge whose entry was removed."""
-        await Store[dict[str, Any]](
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.data[CONF_DEVICE_ID]}"
-        ).async_remove()
+        await BridgeOutages.async_remove(hass, entry.data[CONF_DEVICE_ID])
 
     async def async_stop(self) -> None:
         """Unsubscribe, stop the live timer and write the history now."""
         while self._unsubscribe:
             self._unsubscribe.pop()()
         self._stop_live()
-        await self._store.async_save(self._as_dict())
+        await self.outages.async_save_now()
 
     # ------------------------------------------------------------------ views
     @property
@@ -207,48 +176,25 @@ class BridgeRuntime:
         entities belong to (discovery's shared device, or the entry's own: devices.py)."""
         return async_device_id(self.hass, self.entry, self.device_id)
 
-    @property
-    def mains_on(self) -> bool | None:
-        """``None`` while unknown (also while a restarted bridge confirms its input)."""
-        if self.mains is not None and self.mains.on is None:
-            return None
-        return self.history.last_on
-
-    @property
-    def in_outage(self) -> bool:
-        return self.history.in_outage
-
-    def outage_duration(self, now: datetime | None = None) -> float | None:
-        """Seconds the current outage has lasted (``0`` with mains present, ``None`` unknown)."""
-        last_on = self.mains_on
-        if self.mains is None or self.mains_received is None or last_on is None:
-            return None
-        if last_on:
-            return 0.0
-        now = now or dt_util.utcnow()
-        return self.mains.elapsed_s + max(0.0, (now - self.mains_received).total_seconds())
-
-    @property
-    def last_outage(self) -> OutageRecord | None:
-        return self.history.last_outage
-
-    @property
-    def outages_today(self) -> int:
-        return self.history.outages_today
-
-    def outage_energy_wh(self) -> float | None:
-        """Energy used during all outages so far, including the running one (Wh)."""
-        return self.history.outage_energy_wh(self.energy_wh)
-
     # ------------------------------------------------------------------ inbound
     @callback
-    def _invalid(self, kind: str, topic: str, exc: Exception) -> None:
-        count = self.invalid.get(kind, 0) + 1
-        self.invalid[kind] = count
-        if count == 1 or count % 100 == 0:
-            _LOGGER.warning(
-                "Ignored invalid %s payload on %s (%s); %d so far", kind, topic, exc, count
-            )
+    def _decoded(self, kind: str, msg: ReceiveMessage, decode: Callable[[bytes], T]) -> T | None:
+        """``decode`` of the message's payload, or ``None`` (counted and logged) if invalid."""
+        try:
+            return decode(_raw(msg))
+        except protocol.PayloadError as exc:
+            count = self.invalid.get(kind, 0) + 1
+            self.invalid[kind] = count
+            if count == 1 or count % 100 == 0:
+                _LOGGER.warning(
+                    "Ignored invalid %s payload on %s (%s); %d so far", kind, msg.topic, exc, count
+                )
+            return None
+
+    def _own(self, payload: M) -> M:
+        """``payload``, if it is this bridge's (``PayloadError`` if another bridge's)."""
+        protocol.check_device(payload.device, self.device_id)
+        return payload
 
     @callback
     def _seen(self) -> None:
@@ -256,10 +202,8 @@ class BridgeRuntime:
 
     @callback
     def _on_status(self, msg: ReceiveMessage) -> None:
-        try:
-            online = protocol.decode_status(_raw(msg))
-        except protocol.PayloadError as exc:
-            self._invalid("status", msg.topic, exc)
+        online = self._decoded("status", msg, protocol.decode_status)
+        if online is None:
             return
         was_online = self.online
         self.online = online
@@ -273,61 +217,41 @@ class BridgeRuntime:
 
     @callback
     def _on_mains(self, msg: ReceiveMessage) -> None:
-        try:
-            mains = protocol.Mains.decode(_raw(msg), key=self.key)
-            protocol.check_device(mains.device, self.device_id)
-        except protocol.PayloadError as exc:
-            self._invalid("mains", msg.topic, exc)
+        mains = self._decoded(
+            "mains", msg, lambda raw: self._own(protocol.Mains.decode(raw, key=self.key))
+        )
+        if mains is None:
             return
         self._seen()
-        self.mains = mains
-        self.mains_received = dt_util.utcnow()
-        self._apply(self.history.mains(mains, self.energy_wh))
+        self.outages.on_mains(mains)
         self._update_live_timer()
         self._notify()
 
     @callback
     def _on_event(self, msg: ReceiveMessage) -> None:
-        try:
-            event = protocol.Event.decode(_raw(msg))
-            protocol.check_device(event.device, self.device_id)
-        except protocol.PayloadError as exc:
-            self._invalid("events", msg.topic, exc)
+        event = self._decoded("events", msg, lambda raw: self._own(protocol.Event.decode(raw)))
+        if event is None:
             return
         self._seen()
-        if self._apply(self.history.event(event, self.energy_wh)):
+        if self.outages.on_event(event):
             self._notify()
-
-    def _apply(self, outcome: Outcome) -> bool:
-        """Save and fire what the history decided; ``True`` if anything changed."""
-        for fired in outcome.fired:
-            self._fire(fired.event_type, fired.data)
-        if outcome.changed:
-            self._save()
-        return outcome.changed
 
     @callback
     def _on_state(self, msg: ReceiveMessage) -> None:
-        try:
-            energy = protocol.decode_energy_wh(_raw(msg))
-        except protocol.PayloadError as exc:
-            self._invalid("state", msg.topic, exc)
-            return
-        if energy is None:
-            return
-        self.energy_wh = energy
-        if self.in_outage:
-            if self.history.energy(energy):
-                self._save()
+        energy = self._decoded("state", msg, protocol.decode_energy_wh)
+        if energy is not None and self.outages.on_energy(energy):
             self._notify()
 
     @callback
     def _on_health(self, msg: ReceiveMessage) -> None:
-        try:
-            self.health = protocol.loads_object(_raw(msg), max_size=protocol.MAX_STATE_PAYLOAD)
-        except protocol.PayloadError as exc:
-            self._invalid("health", msg.topic, exc)
+        health = self._decoded(
+            "health",
+            msg,
+            lambda raw: protocol.loads_object(raw, max_size=protocol.MAX_STATE_PAYLOAD),
+        )
+        if health is None:
             return
+        self.health = health
         self._seen()
         self._notify()
 
@@ -340,10 +264,8 @@ class BridgeRuntime:
         if not raw:
             self._forget_client(client_id)  # cleared retained state: the client is gone
             return
-        try:
-            state = protocol.ClientState.decode(raw)
-        except protocol.PayloadError as exc:
-            self._invalid("client state", msg.topic, exc)
+        state = self._decoded("client state", msg, protocol.ClientState.decode)
+        if state is None:
             return
         if state.bridges and self.device_id not in state.bridges:
             return  # this client watches other bridges
@@ -374,10 +296,8 @@ class BridgeRuntime:
         client_id = protocol.client_id_from_topic(self.base, msg.topic)
         if client_id is None:
             return
-        try:
-            online = protocol.decode_status(_raw(msg))
-        except protocol.PayloadError as exc:
-            self._invalid("client status", msg.topic, exc)
+        online = self._decoded("client status", msg, protocol.decode_status)
+        if online is None:
             return
         if client_id not in self.clients:
             # A client appears through its state (which names its bridges); keep
@@ -392,8 +312,7 @@ class BridgeRuntime:
         if info is None:
             info = self.clients[client_id] = ClientInfo(client_id)
             info.online = self._client_status.pop(client_id, None)
-        if self.history.add_client(client_id):
-            self._save()
+        if self.outages.add_client(client_id):
             async_dispatcher_send(self.hass, signal_new_client(self.entry.entry_id), client_id)
         return info
 
@@ -440,16 +359,9 @@ class BridgeRuntime:
     def _notify(self) -> None:
         async_dispatcher_send(self.hass, signal_update(self.entry.entry_id))
 
-    def _save(self) -> None:
-        self._store.async_delay_save(self._as_dict, _SAVE_DELAY_S)
-
-    def _as_dict(self) -> dict[str, Any]:
-        return self.history.as_dict()
-
     @callback
     def _midnight(self, _now: datetime) -> None:
-        self.history.roll_day()
-        self._save()
+        self.outages.roll_day()
         self._notify()
 
     def _update_live_timer(self) -> None:
@@ -458,7 +370,7 @@ class BridgeRuntime:
             c.state is not None and c.state.state == "counting" and (c.seconds_left(now) or 0) > 0
             for c in self.clients.values()
         )
-        if self.in_outage or counting:
+        if self.outages.in_outage or counting:
             if self._live_unsub is None:
                 self._live_unsub = async_track_time_interval(
                     self.hass, self._tick, timedelta(seconds=LIVE_UPDATE_INTERVAL_S)
@@ -478,26 +390,27 @@ class BridgeRuntime:
 
     def diagnostics(self) -> dict[str, Any]:
         """Everything known, for the diagnostics download (no secrets in here)."""
+        mains = self.outages.mains
         return {
             "device_id": self.device_id,
             "base_topic": self.base,
             "online": self.online,
             "last_seen": _iso(self.last_seen),
             "mains": None
-            if self.mains is None
+            if mains is None
             else {
-                "on": self.mains.on,
-                "since": _iso(self.mains.since),
-                "seq": self.mains.seq,
-                "elapsed_s": self.mains.elapsed_s,
-                "source": self.mains.source,
-                "outage_count": self.mains.outage_count,
-                "last_outage_s": self.mains.last_outage_s,
-                "signed": self.mains.signed,
+                "on": mains.on,
+                "since": _iso(mains.since),
+                "seq": mains.seq,
+                "elapsed_s": mains.elapsed_s,
+                "source": mains.source,
+                "outage_count": mains.outage_count,
+                "last_outage_s": mains.last_outage_s,
+                "signed": mains.signed,
             },
-            "energy_wh": self.energy_wh,
+            "energy_wh": self.outages.energy_wh,
             "health": self.health,
-            "stored": self._as_dict(),
+            "stored": self.outages.as_dict(),
             "clients": {
                 cid: {
                     "state": None if c.state is None else c.state.state,

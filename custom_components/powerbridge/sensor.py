@@ -23,6 +23,7 @@ from homeassistant.util import dt as dt_util
 from .const import CONF_BRIDGE_ENTITIES
 from .entity import PowerbridgeEntity
 from .entity_table import MAINS_ENTITIES, BridgeEntity
+from .protocol import Mains
 from .runtime import BridgeRuntime, runtime_of, signal_new_client
 
 StateValue = str | int | float | datetime | None
@@ -37,22 +38,22 @@ class PowerbridgeSensorDescription(SensorEntityDescription):
 
 
 def _duration(runtime: BridgeRuntime) -> StateValue:
-    value = runtime.outage_duration()
+    value = runtime.outages.duration()
     return None if value is None else round(value)
 
 
 def _last_start(runtime: BridgeRuntime) -> StateValue:
-    last = runtime.last_outage
+    last = runtime.outages.last_outage
     return None if last is None or last.started is None else dt_util.parse_datetime(last.started)
 
 
 def _last_end(runtime: BridgeRuntime) -> StateValue:
-    last = runtime.last_outage
+    last = runtime.outages.last_outage
     return None if last is None else dt_util.parse_datetime(last.ended)
 
 
 def _energy(runtime: BridgeRuntime) -> StateValue:
-    value = runtime.outage_energy_wh()
+    value = runtime.outages.energy_wh_used()
     return None if value is None else round(value / 1000.0, 4)
 
 
@@ -83,7 +84,7 @@ SENSORS: tuple[PowerbridgeSensorDescription, ...] = (
         key="outages_today",
         translation_key="outages_today",
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda runtime: runtime.outages_today,
+        value_fn=lambda runtime: runtime.outages.today,
     ),
     PowerbridgeSensorDescription(
         key="outage_energy",
@@ -106,16 +107,17 @@ SENSORS: tuple[PowerbridgeSensorDescription, ...] = (
 
 # Values of the bridge's own mains entities (the rows of entity_table.MAINS_ENTITIES),
 # the Python equivalent of the value templates in their discovery payloads.
+def _from_mains(read: Callable[[Mains], StateValue]) -> Callable[[BridgeRuntime], StateValue]:
+    """A value of the bridge's last ``mains`` message (``None`` before the first)."""
+    return lambda runtime: None if runtime.outages.mains is None else read(runtime.outages.mains)
+
+
 BRIDGE_VALUES: dict[str, Callable[[BridgeRuntime], StateValue]] = {
-    "outage_started": lambda runtime: (
-        runtime.mains.since if runtime.mains is not None and runtime.mains.on is False else None
+    "outage_started": _from_mains(lambda mains: mains.since if mains.on is False else None),
+    "last_outage_duration": _from_mains(
+        lambda mains: None if mains.last_outage_s is None else round(mains.last_outage_s)
     ),
-    "last_outage_duration": lambda runtime: (
-        None
-        if runtime.mains is None or runtime.mains.last_outage_s is None
-        else round(runtime.mains.last_outage_s)
-    ),
-    "outage_count": lambda runtime: None if runtime.mains is None else runtime.mains.outage_count,
+    "outage_count": _from_mains(lambda mains: mains.outage_count),
 }
 
 

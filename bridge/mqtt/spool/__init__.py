@@ -46,6 +46,8 @@ when the database grows beyond ``spool.max_size_mb``, the oldest undelivered
 
 The spool is not thread-safe: one thread (the daemon's main loop) owns it.  It
 uses a connection of its own (its checkpoints and transactions are its own business).
+Its schema and the read-only accessors for other readers are in :mod:`.tables`
+(re-exported here); this module is the writer.
 """
 
 from __future__ import annotations
@@ -54,22 +56,48 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import SpoolConfig
-from bridge.db import connect, db_path, ensure_schema
+from bridge.db import connect, db_path, ensure_schema, transaction
 from bridge.log import RepeatedFailure
 from bridge.model import Reading
-from bridge.mqtt.contract import READING_FIELDS, SamplePayload, dumps
+from bridge.mqtt.spool.tables import (
+    KIND_EVENT,
+    KIND_SAMPLE,
+    SCHEMA,
+    SpoolFigures,
+    SpoolItem,
+    ranges,
+    read_dropped,
+    read_figures,
+    read_newest_sample_created,
+    sample_body,
+)
 from bridge.outages import read_boot_id
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "CHECKPOINT_COMMITS",
+    "CHECKPOINT_FSYNCS",
+    "KIND_EVENT",
+    "KIND_SAMPLE",
+    "PRUNE_INTERVAL_S",
+    "SCHEMA",
+    "SEQ_BLOCK",
+    "SIZE_HEADROOM",
+    "Spool",
+    "SpoolFigures",
+    "SpoolItem",
+    "ranges",
+    "read_dropped",
+    "read_figures",
+    "read_newest_sample_created",
+    "sample_body",
+]
 
-KIND_SAMPLE: Final = 0
-KIND_EVENT: Final = 1
+log = logging.getLogger(__name__)
 
 CHECKPOINT_COMMITS: Final = 2000
 """Commits between two WAL checkpoints (about 8 MB of WAL at most)."""
@@ -81,95 +109,6 @@ SEQ_BLOCK: Final = 1000
 """Sequence numbers reserved durably ahead of use (see :meth:`Spool._reserve`)."""
 SIZE_HEADROOM: Final = 0.9
 """When over ``max_size_mb``, delete down to this fraction of it."""
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS spool_items (
-    seq INTEGER PRIMARY KEY,
-    kind INTEGER NOT NULL,
-    created REAL NOT NULL,
-    body BLOB NOT NULL,
-    delivered INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS spool_meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS spool_sequence (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    reserved INTEGER NOT NULL,
-    boot_id TEXT,
-    clean INTEGER NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolItem:
-    """One spooled message: a sample (its JSON object inside a batch) or an event (a payload)."""
-
-    seq: int
-    kind: int
-    body: bytes
-
-    @property
-    def is_event(self) -> bool:
-        return self.kind == KIND_EVENT
-
-
-def sample_body(seq: int, reading: Reading) -> bytes:
-    """The canonical JSON of one sample as it appears in a ``samples`` batch."""
-    values = {name: getattr(reading, name) for name in READING_FIELDS}
-    return dumps(SamplePayload(seq, reading.time, reading.channel, values).to_dict())
-
-
-# ------------------------------------------------------------------ read-only accessors
-# For readers that do not own the spool (``powerbridge deployment status`` opens the
-# database read-only, possibly while the bridge runs): the spool's tables stay its own.
-
-
-@dataclass(frozen=True, slots=True)
-class SpoolFigures:
-    """What a read-only look at the spool shows."""
-
-    depth: int
-    """Items not yet acknowledged by the broker."""
-    oldest_created: float | None
-    """Wall-clock time (epoch seconds) of the oldest of them, ``None`` when there are none."""
-    dropped: int
-    """Items deleted undelivered, in all (persistent)."""
-
-
-def read_dropped(conn: sqlite3.Connection) -> int:
-    """The persistent count of items deleted undelivered (0 before the first)."""
-    row = conn.execute("SELECT value FROM spool_meta WHERE key = 'dropped'").fetchone()
-    return int(row[0]) if row else 0
-
-
-def read_figures(conn: sqlite3.Connection) -> SpoolFigures:
-    """Depth, oldest undelivered item and dropped count, read without changing anything."""
-    depth, oldest = conn.execute(
-        "SELECT COUNT(*), MIN(created) FROM spool_items WHERE delivered = 0"
-    ).fetchone()
-    return SpoolFigures(int(depth), None if oldest is None else float(oldest), read_dropped(conn))
-
-
-def read_newest_sample_created(conn: sqlite3.Connection) -> float | None:
-    """Wall-clock time (epoch seconds) of the newest sample still in the spool, if any."""
-    row = conn.execute(
-        f"SELECT created FROM spool_items WHERE kind = {KIND_SAMPLE} ORDER BY seq DESC LIMIT 1"  # noqa: S608 - constant
-    ).fetchone()
-    return None if row is None else float(row[0])
-
-
-def ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted, merged inclusive ranges: ``[1, 2, 3, 7]`` → ``[(1, 3), (7, 7)]``."""
-    out: list[tuple[int, int]] = []
-    for seq in sorted(set(seqs)):
-        if out and seq == out[-1][1] + 1:
-            out[-1] = (out[-1][0], seq)
-        else:
-            out.append((seq, seq))
-    return out
 
 
 class Spool:
@@ -467,18 +406,11 @@ class Spool:
         sync: bool = True,
     ) -> None:
         """One transaction: ``work``, then pending acknowledgements; then a sync point if due."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._conn) as conn:
             work(conn)
             removed, tombstone = self._apply_acks(
                 conn, new_top if new_top is not None else self._last_seq
             )
-        except BaseException:
-            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self._depth -= removed
         self._tombstone = tombstone
         self._acked.clear()
