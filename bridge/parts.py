@@ -16,9 +16,16 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, Self
+
+if TYPE_CHECKING:
+    from bridge.clock import Clock
+    from bridge.mqtt.publisher import BridgePublisher
 
 log = logging.getLogger(__name__)
+
+STOP_DRAIN_S: Final = 1.5
+"""On the way out: how long the publisher waits for acknowledgements of what is in flight."""
 
 
 class Part(Protocol):
@@ -47,6 +54,23 @@ class Parts:
                 part.stop()
             except Exception:
                 log.exception("error while stopping the %s", name)
+
+
+class Hooks:
+    """A part made of two callables (either may be left out), for what has no class of its own."""
+
+    def __init__(
+        self, start: Callable[[], object] | None = None, stop: Callable[[], object] | None = None
+    ) -> None:
+        self._start, self._stop = start, stop
+
+    def start(self) -> None:
+        if self._start is not None:
+            self._start()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
 
 
 class Worker:
@@ -140,3 +164,30 @@ class MainLoop:
                 work = self._queue.get_nowait()
             except queue.Empty:
                 return done
+
+
+class PublisherPart:
+    """The publisher as a part: it connects in the background (a broker down at boot is
+    not fatal); stopping spools what was posted, sends it, waits up to :data:`STOP_DRAIN_S`
+    for acknowledgements, publishes ``offline`` and disconnects."""
+
+    def __init__(self, publisher: BridgePublisher, loop: MainLoop, clock: Clock) -> None:
+        self._publisher, self._loop, self._clock = publisher, loop, clock
+
+    def start(self) -> None:
+        self._publisher.start()
+
+    def stop(self) -> None:
+        publisher, loop = self._publisher, self._loop
+        loop.run(0.0)  # readings and events already posted: spool them
+        if publisher.connected:
+            publisher.pump()
+            publisher.flush_live()
+            deadline = self._clock.monotonic() + STOP_DRAIN_S
+            while publisher.inflight_messages and publisher.connected:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    break
+                loop.run(min(left, 0.1))
+        publisher.stop()
+        loop.run(0.0)  # acknowledgements that arrived meanwhile

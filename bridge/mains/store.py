@@ -109,8 +109,10 @@ class MainsChange:
     def continued(self) -> bool:
         """An ``off`` that goes on with an outage opened before (by the bridge's last run)."""
         outage = self.outage
-        return self.event.state is MainsState.OFF and outage is not None and (
-            outage.seq != self.event.seq
+        return (
+            self.event.state is MainsState.OFF
+            and outage is not None
+            and (outage.seq != self.event.seq)
         )
 
     @property
