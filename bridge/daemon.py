@@ -162,7 +162,7 @@ class Daemon:
             signing_key=key,
             clock=clock,
         )
-        report = MainsReport(publisher, store, device_id=self.device_id, clock=clock, key=key)
+        report = MainsReport(publisher, store, self.device_id, clock, key)
         monitor = HealthMonitor(config.health, data_dir, clock=clock)
         health = HealthReport(
             monitor,

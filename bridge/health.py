@@ -8,10 +8,11 @@ re-rootable with :meth:`HealthPaths.under` for tests) and external commands
 against captured file contents in ``tests/fixtures/health/``.
 
 The daemon adds what only it knows (meter link, broker link, spool, mains flaps)
-through :class:`DynamicHealth`, assembled here by :func:`daemon_health` from the parts
-themselves; :class:`HealthReport` publishes the retained ``health`` topic every
-``health.interval`` and soon after a link changes (moved here from the daemon, which
-only wires it).
+through :class:`~bridge.model.DynamicHealth` (the part of
+:class:`~bridge.model.HealthSnapshot` it fills), assembled here by
+:func:`daemon_health` from the parts themselves; :class:`HealthReport` publishes the
+retained ``health`` topic every ``health.interval`` and soon after a link changes
+(moved here from the daemon, which only wires it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from bridge import __version__
 from bridge.clock import Clock, SystemClock, isoformat_utc, kernel_clock_synchronised
 from bridge.config.bridge import HealthConfig
-from bridge.model import HealthSnapshot
+from bridge.model import DynamicHealth, HealthSnapshot
 from bridge.mqtt.contract import QOS_HEALTH, HealthPayload
 
 if TYPE_CHECKING:
@@ -95,19 +96,6 @@ class HealthCommands:
     adjtimex: bool = True
     """Ask the kernel (``adjtimex``) whether the clock is synchronised, before timedatectl."""
     timeout: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class DynamicHealth:
-    """What only the daemon knows; ``None`` where it does not apply (no meter, no spool)."""
-
-    meter_link: bool | None = None
-    last_reading_age_s: float | None = None
-    broker_connected: bool | None = None
-    broker_reconnects: int | None = None
-    spool_depth: int | None = None
-    spool_dropped: int | None = None
-    flap_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,15 +363,9 @@ class HealthMonitor:
             under_voltage_occurred=flags.under_voltage_occurred if flags else None,
             throttled=flags.throttled if flags else None,
             clock_synchronised=self.clock_synchronised(),
-            meter_link=dyn.meter_link,
-            last_reading_age_s=dyn.last_reading_age_s,
-            broker_connected=dyn.broker_connected,
-            broker_reconnects=dyn.broker_reconnects,
-            spool_depth=dyn.spool_depth,
-            spool_dropped=dyn.spool_dropped,
-            flap_count=dyn.flap_count,
             process_rss_mb=self.process_rss_mb(),
             extra=extra,
+            **{f.name: getattr(dyn, f.name) for f in dataclasses.fields(DynamicHealth)},
         )
 
 

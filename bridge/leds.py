@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -381,6 +381,7 @@ class FaultLeds(Worker):
 # --------------------------------------------------------------------------- link status
 
 
+@dataclass(eq=False)
 class LinkStatus:
     """The links as field staff see them: LED fault codes and the service manager's status line.
 
@@ -390,34 +391,26 @@ class LinkStatus:
     Moved here from the daemon: which fault shows where is LED policy.
     """
 
-    def __init__(
-        self,
-        leds: FaultLeds,
-        *,
-        broker_ok: Callable[[], bool],
-        meter_ok: Callable[[], bool] | None,
-        status: Callable[[str], object] | None = None,
-        on_broker_up: Callable[[], None] | None = None,
-    ) -> None:
-        self._leds = leds
-        self._broker_ok = broker_ok
-        self._meter_ok = meter_ok
-        self._status = status
-        self._on_broker_up = on_broker_up
-        self._shown: tuple[bool, bool] | None = None
+    leds: FaultLeds
+    broker_ok: Callable[[], bool]
+    meter_ok: Callable[[], bool] | None
+    """``None``: the bridge has no meter (nothing about it is shown)."""
+    status: Callable[[str], object] | None = None
+    on_broker_up: Callable[[], None] | None = None
+    _shown: tuple[bool, bool] | None = field(default=None, init=False)
 
     def tick(self) -> None:
         """Show the links' state if it changed since the last call."""
-        broker = self._broker_ok()
-        meter = self._meter_ok is None or self._meter_ok()
+        broker = self.broker_ok()
+        meter = self.meter_ok is None or self.meter_ok()
         if (broker, meter) == self._shown:
             return
         self._shown = (broker, meter)
-        self._leds.update(broker_ok=broker, meter_ok=meter)
-        if self._status is not None:
+        self.leds.update(broker_ok=broker, meter_ok=meter)
+        if self.status is not None:
             text = "connected" if broker else "broker unreachable"
-            if self._meter_ok is not None:
+            if self.meter_ok is not None:
                 text += "; meter ok" if meter else "; meter silent"
-            self._status(text)
-        if broker and self._on_broker_up is not None:
-            self._on_broker_up()
+            self.status(text)
+        if broker and self.on_broker_up is not None:
+            self.on_broker_up()

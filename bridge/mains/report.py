@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from bridge.clock import Clock
 from bridge.mains.store import MainsChange, OutageStore
@@ -32,40 +32,33 @@ from bridge.mqtt.publisher import BridgePublisher, mains_payload
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class MainsReport:
     """The published side of the mains (a part: :meth:`start` announces ``unknown``)."""
 
-    def __init__(
-        self,
-        publisher: BridgePublisher,
-        store: OutageStore,
-        *,
-        device_id: str,
-        clock: Clock,
-        key: bytes | None = None,
-    ) -> None:
-        self._publisher = publisher
-        self._store = store
-        self._device = device_id
-        self._clock = clock
-        self._key = key
-        self.boot = secrets.token_hex(BOOT_ID_LENGTH // 2)
-        """This run's id in every ``mains`` message (a new one at every start)."""
-        self._n = 0
-        self._shown: MainsChange | None = None
-        self._next = 0.0
+    publisher: BridgePublisher
+    store: OutageStore
+    device_id: str
+    clock: Clock
+    key: bytes | None = None
+    """The signing key of ``mains`` messages, if any."""
+    boot: str = field(default_factory=lambda: secrets.token_hex(BOOT_ID_LENGTH // 2))
+    """This run's id in every ``mains`` message (a new one at every start)."""
+    _n: int = field(default=0, init=False)
+    _shown: MainsChange | None = field(default=None, init=False)
+    _next: float = field(default=0.0, init=False)
 
     def start(self) -> None:
         """Announce ``unknown`` (numbered after everything stored) until the input is confirmed."""
-        clock = self._clock
+        clock = self.clock
         event = MainsEvent(
             state=MainsState.UNKNOWN,
             began=clock.utcnow(),
             began_monotonic=clock.monotonic(),
-            seq=self._store.take_seq(),
+            seq=self.store.take_seq(),
             source="start",
         )
-        self.show(self._store.opening(event))
+        self.show(self.store.opening(event))
 
     def stop(self) -> None:
         """Nothing to release: the publisher sends what was shown last."""
@@ -74,18 +67,18 @@ class MainsReport:
         """A change the sensor announced: spool its outage event, then show it."""
         if change.continued:
             log.warning("mains still off after the start: the outage stored before goes on")
-        payload = change.event_payload(self._device, self._clock.utcnow())
+        payload = change.event_payload(self.device_id, self.clock.utcnow())
         if payload is not None:
             template = payload
-            self._publisher.add_event(lambda seq: replace(template, seq=seq).encode())
+            self.publisher.add_event(lambda seq: replace(template, seq=seq).encode())
         self.show(change)
 
     def show(self, change: MainsChange) -> None:
         """Make ``change`` the retained state (and the outage topic, once the state is known)."""
-        publisher = self._publisher
+        publisher = self.publisher
         self._shown = change
         if change.event.state is not MainsState.UNKNOWN:
-            outage = OutagePayload(self._device, change.outage_since, change.event.seq).encode()
+            outage = OutagePayload(self.device_id, change.outage_since, change.event.seq).encode()
             publisher.retain(publisher.topics.outage, lambda: outage, QOS_OUTAGE)
         self._publish()
 
@@ -98,8 +91,8 @@ class MainsReport:
     def _publish(self) -> None:
         if self._shown is None:
             return
-        self._next = self._clock.monotonic() + MAINS_REFRESH_S
-        self._publisher.retain(self._publisher.topics.mains, self._produce, QOS_MAINS)
+        self._next = self.clock.monotonic() + MAINS_REFRESH_S
+        self.publisher.retain(self.publisher.topics.mains, self._produce, QOS_MAINS)
 
     def _produce(self) -> bytes:
         # Numbered when it is produced (sent), so that n grows in the order of sending.
@@ -108,12 +101,12 @@ class MainsReport:
         self._n += 1
         last = change.last_outage
         return mains_payload(
-            self._device,
+            self.device_id,
             change.event,
-            clock=self._clock,
+            clock=self.clock,
             outage_count=change.outage_count,
             last_outage_s=last.duration_s if last is not None else None,
             boot=self.boot,
             n=self._n,
-            key=self._key,
+            key=self.key,
         )
