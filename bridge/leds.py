@@ -386,8 +386,9 @@ class LinkStatus:
     """The links as field staff see them: LED fault codes and the service manager's status line.
 
     :meth:`tick` (every turn of the daemon's loop) reads the broker and meter links and,
-    on a change only, updates the LEDs, the status line (``connected; meter ok``) and,
-    when the broker comes back, calls ``on_broker_up`` (the health report follows soon).
+    on a change only, updates the LEDs and the status line (``connected; meter ok``); a
+    change seen while the broker is connected (it came back, or the meter link changed)
+    calls ``on_broker_up``, so that the health report follows soon.
     Moved here from the daemon: which fault shows where is LED policy.
     """
 
