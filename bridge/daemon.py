@@ -7,8 +7,8 @@ first; the publisher sends what is pending before it disconnects; the spool make
 final sync point).  Sources run in their own threads and *post* what they produce to
 the :class:`~bridge.parts.MainLoop`; the main thread runs it, pumps the publisher, lets
 the reports and the link status do what is due and pings the watchdog, and is the only
-thread that touches the spool.  The daemon holds no state: the mains state is in the
-:class:`~bridge.mains.OutageStore`, health in :mod:`bridge.health`, LED policy in
+thread that touches the spool.  The daemon keeps no facts of its own: the mains state
+is in the :class:`~bridge.mains.OutageStore`, health in :mod:`bridge.health`, LED policy in
 :mod:`bridge.leds`, simulation in the simulated sources (:mod:`bridge.mains.pin`).
 """
 

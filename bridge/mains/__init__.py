@@ -9,7 +9,8 @@ One module per role (the tree is the architecture):
 * :mod:`~bridge.mains.store` — :class:`OutageStore`, the one holder of the mains state
   (on disk and in memory), which builds the outage events from the outages it closes;
 * :mod:`~bridge.mains.report` — :class:`MainsReport`, the retained ``mains`` and
-  ``outage`` topics and the outage events, on the daemon's main loop.
+  ``outage`` topics and the outage events, on the daemon's main loop; it keeps only
+  the change it currently shows, as the store handed it over.
 
 The names other modules use are importable from ``bridge.mains`` directly.
 """
