@@ -14,7 +14,9 @@ udev rule ``99-powerbridge-leds.rules`` lets the service group write them) and
 :class:`GpioLeds` drives external LEDs with gpiozero.  The blink pattern is a
 pure function of the time since the fault began (:func:`level_at`), and
 :meth:`FaultLeds.tick` applies it for "now" on the injected clock, so tests
-record every write without sleeping.  See ``docs/leds.md``.
+record every write without sleeping.  :class:`LinkStatus` decides which link fault
+shows where (and the service manager's status line); the daemon only ticks it.
+See ``docs/leds.md``.
 """
 
 from __future__ import annotations

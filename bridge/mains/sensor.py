@@ -5,7 +5,8 @@ the world: the GPIO pin (:mod:`bridge.mains.pin`), the meter cross-check
 (:mod:`bridge.mains.crosscheck`), a worker thread (a :class:`bridge.parts.Worker`) that
 sleeps until the next confirmation or silence deadline on the injected monotonic clock,
 and the :class:`~bridge.mains.store.OutageStore`, which numbers and records every
-announcement and holds the state (the sensor keeps none of its own).
+announcement and holds the announced state (the sensor keeps only its raw inputs and
+the debouncer).
 
 An announced change carries the time of its **first edge** (UTC and monotonic), not
 the end of the confirmation window, and the next per-device sequence number.
