@@ -26,10 +26,10 @@ from bridge.config.bridge import MainsConfig
 from bridge.db import connect, db_path
 from bridge.errors import BrokerError, UsageError
 from bridge.mains import MainsSensor
+from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent
 from bridge.mqtt.contract import BridgeTopics, CommandPayload, MainsPayload
 from bridge.mqtt.signing import verify
-from bridge.outages import OutageStore
 from tests.helpers.mqtt import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
