@@ -66,6 +66,13 @@ def configure_tls(client: mqtt.Client, tls: TlsConfig) -> None:
         client.tls_insecure_set(True)
 
 
+def trust_ca(client: mqtt.Client, ca_file: str | None, *, check_hostname: bool = True) -> None:
+    """TLS with the system's CAs, or ``ca_file``'s (the fleet observer's simpler TLS)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = check_hostname
+    client.tls_set_context(context)
+
+
 def configured_client(
     config: MqttConfig, *, client_id: str, username: str | None, password: str | None
 ) -> mqtt.Client:
