@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -52,7 +53,7 @@ def _reason_value(rc: Any) -> int:
     return int(getattr(rc, "value", rc))
 
 
-class MqttSession:
+class MqttSession(AbstractContextManager["MqttSession"]):
     """Connected to the broker of ``mqtt`` (or ``host``:``port``) as ``username``."""
 
     def __init__(
@@ -172,9 +173,6 @@ class MqttSession:
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()

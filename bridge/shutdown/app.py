@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
@@ -116,23 +116,27 @@ class RunningClient:
         self.listener.stop()
 
 
+class ClientParts(TypedDict, total=False):
+    """What a test or the demo may put in instead of the defaults of :func:`build_client`."""
+
+    clock: Clock | None
+    actions: Actions | None
+    dry_run: bool
+    key: bytes | None
+    memory_path: Path | None
+
+
 def build_client(
-    config: ClientConfig,
-    *,
-    host: str,
-    port: int,
-    clock: Clock | None = None,
-    actions: Actions | None = None,
-    dry_run: bool = False,
-    key: bytes | None = None,
-    memory_path: Path | None = None,
+    config: ClientConfig, *, host: str, port: int, **parts: Unpack[ClientParts]
 ) -> tuple[ClientRuntime, Listener]:
     """The runtime and its listener; the replay memory lives in ``memory_path`` (default
     :func:`~bridge.shutdown.memory.default_memory_path`, or ``client.memory_file``)."""
-    clock = clock or SuspendAwareClock()
+    clock = parts.get("clock") or SuspendAwareClock()
+    key = parts.get("key")
     client_id, name = client_identity(config)
-    actions = actions or Actions(config.shutdown, dry_run=dry_run or config.shutdown.dry_run)
-    path = memory_path or memory_file(config)
+    dry_run = parts.get("dry_run", False) or config.shutdown.dry_run
+    actions = parts.get("actions") or Actions(config.shutdown, dry_run=dry_run)
+    path = parts.get("memory_path") or memory_file(config)
     runtime = ClientRuntime(
         config,
         clock=clock,
@@ -190,25 +194,10 @@ def describe(runtime: ClientRuntime) -> str:
 
 
 def start_client(
-    config: ClientConfig,
-    *,
-    host: str,
-    port: int,
-    clock: Clock | None = None,
-    actions: Actions | None = None,
-    key: bytes | None = None,
-    memory_path: Path | None = None,
+    config: ClientConfig, *, host: str, port: int, **parts: Unpack[ClientParts]
 ) -> RunningClient:
     """Start a client in a background thread (for tests and the demo)."""
-    runtime, listener = build_client(
-        config,
-        host=host,
-        port=port,
-        clock=clock,
-        actions=actions,
-        key=key,
-        memory_path=memory_path,
-    )
+    runtime, listener = build_client(config, host=host, port=port, **parts)
     thread = threading.Thread(target=runtime.run, name="powerbridge-client", daemon=True)
     thread.start()
     listener.start()

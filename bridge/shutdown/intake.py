@@ -286,20 +286,14 @@ class Intake:
         *,
         retained: bool = False,
     ) -> CommandFact | Rejected:
+        """Check a command received on ``topic`` (see the module docstring)."""
         try:
-            return self._command(topic, name, raw, received, wall, retained=retained)
+            return self._command(topic, name, raw, received, wall, retained)
         except _Reject as exc:
             return exc.rejected
 
-    def _command(
-        self,
-        topic: str,
-        name: str,
-        raw: bytes,
-        received: float,
-        wall: datetime,
-        *,
-        retained: bool,
+    def _command(  # noqa: PLR0917 - the message's parts, as :meth:`command` received them
+        self, topic: str, name: str, raw: bytes, received: float, wall: datetime, retained: bool
     ) -> CommandFact:
         if name not in CLIENT_COMMANDS:
             raise _Reject("unknown_command", f"{name!r}")

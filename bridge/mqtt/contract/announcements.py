@@ -12,7 +12,15 @@ from typing import Any, Final
 from bridge.clock import isoformat_utc
 from bridge.errors import PayloadError
 from bridge.model import MainsState
-from bridge.mqtt.contract.codec import _field, _finite, _seq, _time, dumps, loads_object
+from bridge.mqtt.contract.codec import (
+    JsonPayload,
+    _field,
+    _finite,
+    _one_of,
+    _seq,
+    _time,
+    loads_object,
+)
 from bridge.mqtt.contract.topics import (
     _BOOT_RE,
     MAINS_STATES,
@@ -24,7 +32,7 @@ from bridge.mqtt.contract.topics import (
 
 
 @dataclass(frozen=True, slots=True)
-class MainsPayload:
+class MainsPayload(JsonPayload):
     """``<base>/<device_id>/mains``: the announced mains state, retained.
 
     ``elapsed_s`` is how long the state had lasted when the bridge published this
@@ -76,15 +84,10 @@ class MainsPayload:
             out["sig"] = self.sig
         return out
 
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
-
     @classmethod
     def decode(cls, raw: bytes) -> MainsPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
-        state_text = _field(data, "state", str)
-        if state_text not in MAINS_STATES:
-            raise PayloadError(f"unknown mains state {state_text!r}")
+        state_text = _one_of(data, "state", MAINS_STATES, "mains state")
         boot = _field(data, "boot", str)
         if not _BOOT_RE.fullmatch(boot):
             raise PayloadError("field 'boot' is not a run id")
@@ -124,7 +127,7 @@ EVENT_TYPES: Final = ("outage_started", "outage_ended")
 
 
 @dataclass(frozen=True, slots=True)
-class EventPayload:
+class EventPayload(JsonPayload):
     """``<base>/<device_id>/events``: an outage started or ended (QoS 1, spooled)."""
 
     device: str
@@ -153,15 +156,10 @@ class EventPayload:
             out["duration_s"] = round(self.duration_s, 3)
         return out
 
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
-
     @classmethod
     def decode(cls, raw: bytes) -> EventPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
-        kind = _field(data, "type", str)
-        if kind not in EVENT_TYPES:
-            raise PayloadError(f"unknown event type {kind!r}")
+        kind = _one_of(data, "type", EVENT_TYPES, "event type")
         return cls(
             device=_field(data, "device", str),
             type=kind,
@@ -178,7 +176,7 @@ class EventPayload:
 
 
 @dataclass(frozen=True, slots=True)
-class OutagePayload:
+class OutagePayload(JsonPayload):
     """``<base>/<device_id>/outage``: when the open outage started, retained QoS 1.
 
     Published only once the bridge has announced a mains state; ``since`` is the
@@ -199,9 +197,6 @@ class OutagePayload:
             "since": None if self.since is None else isoformat_utc(self.since),
             "seq": self.seq,
         }
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
 
     @classmethod
     def decode(cls, raw: bytes) -> OutagePayload:

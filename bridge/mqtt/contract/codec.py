@@ -17,6 +17,19 @@ from bridge.mqtt.contract.topics import PAYLOAD_VERSION
 # --------------------------------------------------------------------------- helpers
 
 
+class JsonPayload:
+    """A payload of the contract: :meth:`to_dict` gives its fields, :meth:`encode` its bytes."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """Canonical JSON of :meth:`to_dict` (see :func:`dumps`)."""
+        return dumps(self.to_dict())
+
+
 def dumps(payload: dict[str, Any]) -> bytes:
     """Canonical JSON: sorted keys, no spaces (signatures are computed over this)."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
@@ -50,6 +63,14 @@ def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> An
         raise PayloadError(f"field {name!r} has the wrong type")
     if not isinstance(value, kind):
         raise PayloadError(f"field {name!r} has the wrong type")
+    return value
+
+
+def _one_of(data: dict[str, Any], name: str, allowed: tuple[str, ...], what: str) -> str:
+    """A text field that must be one of ``allowed`` (``what`` names it in the error)."""
+    value: str = _field(data, name, str)
+    if value not in allowed:
+        raise PayloadError(f"unknown {what} {value!r}")
     return value
 
 

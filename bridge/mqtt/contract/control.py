@@ -11,14 +11,14 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc, parse_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.codec import _field, _finite, _time, dumps, loads_object
+from bridge.mqtt.contract.codec import JsonPayload, _field, _finite, _one_of, _time, loads_object
 from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, MAX_STATE_PAYLOAD, PAYLOAD_VERSION
 
 # --------------------------------------------------------------------------- commands
 
 
 @dataclass(frozen=True, slots=True)
-class CommandPayload:
+class CommandPayload(JsonPayload):
     """A command on ``.../cmd/<name>``: ``{"v":1,"ts":…,"nonce":…,"args":{…},"sig":…}``."""
 
     name: str
@@ -37,9 +37,6 @@ class CommandPayload:
         if self.sig is not None:
             out["sig"] = self.sig
         return out
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
 
     @classmethod
     def decode(cls, name: str, raw: bytes) -> CommandPayload:
@@ -61,7 +58,7 @@ QOS_CLIENT_STATE: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
-class ClientStatePayload:
+class ClientStatePayload(JsonPayload):
     """``<base>/clients/<client_id>/state``: a shutdown client's countdown, retained.
 
     ``state`` is one of :data:`CLIENT_STATES`; ``fields`` are the other documented
@@ -99,15 +96,10 @@ class ClientStatePayload:
         out["state"] = self.state
         return out
 
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
-
     @classmethod
     def decode(cls, raw: bytes) -> ClientStatePayload:
         data = loads_object(raw, max_size=MAX_STATE_PAYLOAD)
-        state = _field(data, "state", str)
-        if state not in CLIENT_STATES:
-            raise PayloadError(f"unknown client state {state!r}")
+        _one_of(data, "state", CLIENT_STATES, "client state")
         if data.get("seconds_left") is not None:
             _finite(data, "seconds_left", minimum=0)
         if data.get("deadline") is not None:
@@ -124,7 +116,7 @@ def encode_client_state(values: dict[str, Any]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class DeploymentPayload:
+class DeploymentPayload(JsonPayload):
     """``<base>/<device_id>/deployment``: where and since when this bridge is deployed, retained.
 
     Written by ``powerbridge deployment start`` (``ended`` null, ``active`` true) and
@@ -159,9 +151,6 @@ class DeploymentPayload:
             "software_version": self.software_version,
             "config_sha256": self.config_sha256,
         }
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
 
     @classmethod
     def decode(cls, raw: bytes) -> DeploymentPayload:

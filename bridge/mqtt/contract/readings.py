@@ -14,7 +14,7 @@ from typing import Any, Final
 from bridge.clock import isoformat_utc
 from bridge.errors import PayloadError
 from bridge.model import MEASURED
-from bridge.mqtt.contract.codec import _field, _seq, _time, dumps, loads_object
+from bridge.mqtt.contract.codec import JsonPayload, _field, _seq, _time, dumps, loads_object
 from bridge.mqtt.contract.topics import MAX_STATE_PAYLOAD, PAYLOAD_VERSION
 
 # --------------------------------------------------------------------------- readings
@@ -36,7 +36,7 @@ def channel_key(quantity: str, channel: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SamplePayload:
+class SamplePayload(JsonPayload):
     """One spooled sample as carried in a ``samples`` batch."""
 
     seq: int
@@ -80,7 +80,7 @@ _STATE_HEAD: Final = ("v", "device", "ts", "seq", "meter")
 
 
 @dataclass(frozen=True, slots=True)
-class StatePayload:
+class StatePayload(JsonPayload):
     """``<base>/<device_id>/state``: the newest reading, retained.
 
     ``values`` are keyed per :func:`channel_key` (plus ``energy_kwh``); ``None`` values
@@ -103,9 +103,6 @@ class StatePayload:
         }
         out.update({k: v for k, v in self.values.items() if v is not None})
         return out
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
 
     @classmethod
     def decode(cls, raw: bytes) -> StatePayload:
@@ -131,7 +128,7 @@ def encode_state(device: str, ts: datetime, seq: int, meter: str, values: dict[s
 
 
 @dataclass(frozen=True, slots=True)
-class HealthPayload:
+class HealthPayload(JsonPayload):
     """``<base>/<device_id>/health``: the health snapshot, retained; unknown probes are ``null``."""
 
     device: str
@@ -141,9 +138,6 @@ class HealthPayload:
         out: dict[str, Any] = {"v": PAYLOAD_VERSION, "device": self.device}
         out.update(self.values)
         return out
-
-    def encode(self) -> bytes:
-        return dumps(self.to_dict())
 
     @classmethod
     def decode(cls, raw: bytes) -> HealthPayload:
