@@ -1,4 +1,9 @@
-"""Wiring: configuration → broker address → runtime + MQTT listener; the ``client run`` command."""
+"""Wiring: configuration → broker address → runtime + MQTT listener; the ``client run`` command.
+
+Finding the broker by mDNS retries through :mod:`bridge.shutdown.retry`; the listener's
+reconnects are paho's; ``client status``/``uninstall`` use one short
+:class:`~bridge.mqtt.session.MqttSession` each and do not retry (a person is waiting).
+"""
 
 from __future__ import annotations
 

@@ -50,9 +50,37 @@ BRIDGE_COMMANDS: Final = ("simulate", "republish")
 CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
 
 
+class _Participant:
+    """The topics every participant (a bridge, a shutdown client) has under its ``root``."""
+
+    __slots__ = ()
+
+    @property
+    def root(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def status(self) -> str:
+        """Retained ``online``/``offline`` (plain text); the last will."""
+        return f"{self.root}/status"
+
+    @property
+    def state(self) -> str:
+        """Retained: a bridge's newest reading, a client's countdown."""
+        return f"{self.root}/state"
+
+    def cmd(self, name: str) -> str:
+        """Commands to it (:data:`BRIDGE_COMMANDS`, :data:`CLIENT_COMMANDS`)."""
+        return f"{self.root}/cmd/{name}"
+
+    @property
+    def cmd_filter(self) -> str:
+        return f"{self.root}/cmd/#"
+
+
 @dataclass(frozen=True, slots=True)
-class BridgeTopics:
-    """Topics of one bridge: ``<base>/<device_id>/...``."""
+class BridgeTopics(_Participant):
+    """Topics of one bridge: ``<base>/<device_id>/...`` (``state`` is a :class:`StatePayload`)."""
 
     base: str
     device_id: str
@@ -60,11 +88,6 @@ class BridgeTopics:
     @property
     def root(self) -> str:
         return f"{self.base}/{self.device_id}"
-
-    @property
-    def status(self) -> str:
-        """Retained ``online``/``offline`` (plain text); the last will."""
-        return f"{self.root}/status"
 
     @property
     def mains(self) -> str:
@@ -75,11 +98,6 @@ class BridgeTopics:
     def outage(self) -> str:
         """Retained QoS 1 :class:`OutagePayload`: when the open outage started (or ``null``)."""
         return f"{self.root}/outage"
-
-    @property
-    def state(self) -> str:
-        """Retained newest reading (:class:`StatePayload`)."""
-        return f"{self.root}/state"
 
     @property
     def samples(self) -> str:
@@ -106,17 +124,9 @@ class BridgeTopics:
         """QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back."""
         return f"{self.root}/check"
 
-    def cmd(self, name: str) -> str:
-        """Commands to the bridge: ``cmd/simulate``, ``cmd/republish``."""
-        return f"{self.root}/cmd/{name}"
-
-    @property
-    def cmd_filter(self) -> str:
-        return f"{self.root}/cmd/#"
-
 
 @dataclass(frozen=True, slots=True)
-class ClientTopics:
+class ClientTopics(_Participant):
     """Topics of one shutdown client: ``<base>/clients/<client_id>/...``."""
 
     base: str
@@ -125,21 +135,6 @@ class ClientTopics:
     @property
     def root(self) -> str:
         return f"{self.base}/{CLIENTS_LEVEL}/{self.client_id}"
-
-    @property
-    def status(self) -> str:
-        return f"{self.root}/status"
-
-    @property
-    def state(self) -> str:
-        return f"{self.root}/state"
-
-    def cmd(self, name: str) -> str:
-        return f"{self.root}/cmd/{name}"
-
-    @property
-    def cmd_filter(self) -> str:
-        return f"{self.root}/cmd/#"
 
 
 def all_bridges_status_filter(base: str) -> str:
