@@ -28,13 +28,22 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class Connected:
+class LinkChange:
+    """The broker connection changed, at monotonic time ``at``."""
+
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    at: float
+class Connected(LinkChange):
+    """Connected (or reconnected): subscriptions and ``online`` are renewed."""
+
+    __slots__ = ()
+
+
+class Disconnected(LinkChange):
+    """The connection was lost; paho is reconnecting."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
