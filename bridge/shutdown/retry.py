@@ -18,8 +18,6 @@ import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-import tenacity
-
 T = TypeVar("T")
 
 BROWSE_FIRST_S: Final = 2.0
@@ -36,6 +34,9 @@ def until_found(
     """Call ``attempt`` until it returns something, waiting ``first``, ``2 × first``, …
     up to ``most`` seconds in between; ``None`` once ``stop`` is set (checked before every
     attempt, and the waits end early when it is set)."""
+    # Imported here: the runtime imports this module's constants, and the Home Assistant
+    # test environment, which imports the runtime, has no tenacity.
+    import tenacity
 
     def once() -> T | None:
         return None if stop.is_set() else attempt()
