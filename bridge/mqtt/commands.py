@@ -84,6 +84,11 @@ class CommandVerifier:
         self._check_args = check_args
         self._nonces: OrderedDict[str, float] = OrderedDict()
 
+    @property
+    def remembered(self) -> int:
+        """How many nonces are remembered now (never more than :data:`NONCE_MEMORY`)."""
+        return len(self._nonces)
+
     def verify(
         self, topic: str, name: str, raw: bytes, *, received: float, wall: datetime
     ) -> CommandPayload:
