@@ -34,7 +34,7 @@ from bridge.errors import PayloadError, PowerbridgeError
 from bridge.mqtt import signing
 from bridge.mqtt.contract import MAX_CONTROL_PAYLOAD, CommandPayload, loads_object
 
-log = logging.getLogger("bridge.mqtt.publisher")
+log = logging.getLogger(__name__)
 
 NONCE_MEMORY: Final = 4096
 """The most nonces a verifier remembers (the oldest are forgotten first)."""
