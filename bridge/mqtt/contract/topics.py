@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, overload
 
 from bridge.model import MainsState
 
@@ -50,6 +50,28 @@ BRIDGE_COMMANDS: Final = ("simulate", "republish")
 CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
 
 
+class _Leaf:
+    """A topic one level below a participant's root, named like the attribute it is.
+
+    ``mains = _Leaf("…")`` in a participant's class gives ``topics.mains ==
+    f"{topics.root}/mains"``; the text is the attribute's documentation.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._level = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._level = name
+
+    @overload
+    def __get__(self, participant: None, owner: type) -> _Leaf: ...
+    @overload
+    def __get__(self, participant: _Participant, owner: type) -> str: ...
+    def __get__(self, participant: _Participant | None, owner: type) -> str | _Leaf:
+        return self if participant is None else f"{participant.root}/{self._level}"
+
+
 class _Participant:
     """The topics every participant (a bridge, a shutdown client) has under its ``root``."""
 
@@ -59,15 +81,8 @@ class _Participant:
     def root(self) -> str:
         raise NotImplementedError
 
-    @property
-    def status(self) -> str:
-        """Retained ``online``/``offline`` (plain text); the last will."""
-        return f"{self.root}/status"
-
-    @property
-    def state(self) -> str:
-        """Retained: a bridge's newest reading, a client's countdown."""
-        return f"{self.root}/state"
+    status = _Leaf("Retained ``online``/``offline`` (plain text); the last will.")
+    state = _Leaf("Retained: a bridge's newest reading, a client's countdown.")
 
     def cmd(self, name: str) -> str:
         """Commands to it (:data:`BRIDGE_COMMANDS`, :data:`CLIENT_COMMANDS`)."""
@@ -89,40 +104,15 @@ class BridgeTopics(_Participant):
     def root(self) -> str:
         return f"{self.base}/{self.device_id}"
 
-    @property
-    def mains(self) -> str:
-        """Retained QoS 1 :class:`MainsPayload`."""
-        return f"{self.root}/mains"
-
-    @property
-    def outage(self) -> str:
-        """Retained QoS 1 :class:`OutagePayload`: when the open outage started (or ``null``)."""
-        return f"{self.root}/outage"
-
-    @property
-    def samples(self) -> str:
-        """QoS 1, not retained: batches of spooled samples (:func:`encode_samples`)."""
-        return f"{self.root}/samples"
-
-    @property
-    def health(self) -> str:
-        """Retained :class:`HealthPayload` snapshot."""
-        return f"{self.root}/health"
-
-    @property
-    def events(self) -> str:
-        """QoS 1, not retained: outage started/ended (:class:`EventPayload`)."""
-        return f"{self.root}/events"
-
-    @property
-    def deployment(self) -> str:
-        """Retained deployment record."""
-        return f"{self.root}/deployment"
-
-    @property
-    def check(self) -> str:
-        """QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back."""
-        return f"{self.root}/check"
+    mains = _Leaf("Retained QoS 1 :class:`MainsPayload`.")
+    outage = _Leaf(
+        "Retained QoS 1 :class:`OutagePayload`: when the open outage started (or ``null``)."
+    )
+    samples = _Leaf("QoS 1, not retained: batches of spooled samples (:func:`encode_samples`).")
+    health = _Leaf("Retained :class:`HealthPayload` snapshot.")
+    events = _Leaf("QoS 1, not retained: outage started/ended (:class:`EventPayload`).")
+    deployment = _Leaf("Retained deployment record.")
+    check = _Leaf("QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back.")
 
 
 @dataclass(frozen=True, slots=True)
