@@ -9,7 +9,7 @@ import pytest
 from bridge.errors import PayloadError as BridgePayloadError
 from bridge.model import MainsState
 from bridge.mqtt import contract, signing
-from bridge.shutdown.intake import sign_command
+from bridge.mqtt.signing import sign_command
 from custom_components.powerbridge import protocol
 
 T = datetime(2026, 11, 20, 12, 0, 0, 123000, tzinfo=UTC)

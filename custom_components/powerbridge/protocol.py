@@ -340,7 +340,7 @@ def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
     """What a command's ``sig`` covers: the payload without ``sig``, plus its topic.
 
     Binding the topic stops a signed ``cancel`` from being replayed as ``shutdown_now``
-    or to another client (``command_signing_body`` in ``bridge/shutdown/intake.py``).
+    or to another client (``command_signing_body`` in ``bridge/mqtt/signing.py``).
     """
     body = {k: v for k, v in payload.items() if k != "sig"}
     body["topic"] = topic
