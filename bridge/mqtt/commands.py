@@ -6,9 +6,9 @@ accepted only when every check passes, in this order:
 1. a known name;
 2. at most :data:`~bridge.mqtt.contract.MAX_CONTROL_PAYLOAD` bytes of a JSON object
    of a known version;
-3. with a key: a valid signature — over the payload alone (bridge commands) or over
-   the payload *and its topic* (client commands, :func:`signing.command_signing_body`),
-   as the contract says for each kind;
+3. with a key: a valid signature over the payload *and its topic*
+   (:func:`signing.command_signing_body`), so a command signed for one bridge or PC, or
+   for one command name, is refused anywhere else;
 4. exactly the documented shape (and, if the caller asks, acceptable ``args``);
 5. with a key: ``ts`` within ``max_age`` of the receiver's wall clock, and a nonce
    not seen before.  Nonces are remembered for ``2 × max_age`` plus an hour on the
@@ -63,8 +63,6 @@ class CommandVerifier:
         key: the shared signing key; ``None`` accepts unsigned commands (a bridge
             without ``signing.key_file``).
         max_age: ``signing.max_age``, seconds.
-        bind_topic: whether signatures cover the topic (client commands) or not
-            (bridge commands).
         check_args: an extra check of ``args`` (the client accepts a short reason only).
     """
 
@@ -74,13 +72,11 @@ class CommandVerifier:
         *,
         key: bytes | None,
         max_age: float,
-        bind_topic: bool,
         check_args: ArgsCheck | None = None,
     ) -> None:
         self._names = tuple(names)
         self._key = key
         self._max_age = max_age
-        self._bind_topic = bind_topic
         self._check_args = check_args
         self._nonces: OrderedDict[str, float] = OrderedDict()
 
@@ -108,8 +104,7 @@ class CommandVerifier:
         if self._key is not None:
             if not isinstance(data.get("sig"), str):
                 raise CommandRejectedError("unsigned", "commands must be signed")
-            topic_bound = topic if self._bind_topic else None
-            if not signing.verify(self._key, data, topic=topic_bound):
+            if not signing.verify(self._key, data, topic=topic):
                 raise CommandRejectedError("bad_signature", "signature does not match")
         try:
             command = CommandPayload.decode(name, raw)
@@ -151,7 +146,7 @@ class CommandGate:
     ) -> None:
         self._handlers = dict(handlers)
         self._clock = clock
-        self._verifier = CommandVerifier(self._handlers, key=key, max_age=max_age, bind_topic=False)
+        self._verifier = CommandVerifier(self._handlers, key=key, max_age=max_age)
         self.rejected = 0
         """Commands refused (bad payload, bad or missing signature, replay, unknown name)."""
 

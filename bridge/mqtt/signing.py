@@ -3,10 +3,11 @@
 The signature is ``sig = hex(HMAC-SHA256(key, canonical JSON of the signed body))``.
 What the body is depends on the kind of message (docs/mqtt-contract.md, "Signatures"):
 
-* ``mains`` and bridge commands: the payload without ``sig`` (:func:`sign`, :func:`verify`);
-* client commands: the payload without ``sig`` plus ``"topic": <the topic>``
-  (:func:`command_signing_body`, :func:`sign_command`, ``verify(..., topic=...)``), so a
-  signed ``cancel`` cannot be replayed as ``shutdown_now`` or to another client.
+* ``mains``: the payload without ``sig`` (:func:`sign`, :func:`verify`);
+* commands, to a bridge or to a client: the payload without ``sig`` plus
+  ``"topic": <the topic>`` (:func:`command_signing_body`, :func:`sign_command`,
+  ``verify(..., topic=...)``), so a signed ``cancel`` cannot be replayed as
+  ``shutdown_now``, nor a command for one bridge or client sent to another.
 
 Verification is constant-time.  Replay protection (sequence numbers, nonces,
 timestamp windows) is the verifier's job and lives with it

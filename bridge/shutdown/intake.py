@@ -153,7 +153,6 @@ class Intake:
             CLIENT_COMMANDS,
             key=key,
             max_age=max_age,
-            bind_topic=True,
             check_args=_reason_only,
         )
 

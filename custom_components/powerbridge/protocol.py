@@ -354,12 +354,11 @@ def encode_command(
     ts: datetime,
     nonce: str,
     key: bytes | None = None,
-    bind_topic: bool = True,
 ) -> bytes:
     """A command for ``topic``: ``{"v":1,"ts","nonce","args"[,"sig"]}``, signed with ``key``.
 
-    Shutdown clients verify a signature over the payload *and its topic*
-    (``bind_topic``); bridges (``cmd/simulate``) verify one over the payload alone.
+    Bridges and shutdown clients verify a signature over the payload *and its topic*
+    (:func:`command_signing_body`).
     """
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
@@ -368,6 +367,5 @@ def encode_command(
         "args": args,
     }
     if key is not None:
-        body = command_signing_body(topic, payload) if bind_topic else payload
-        payload["sig"] = signature(key, body)
+        payload["sig"] = signature(key, command_signing_body(topic, payload))
     return dumps(payload)

@@ -179,7 +179,8 @@ def test_simulate_publishes_a_signed_command(
     command = CommandPayload.decode("simulate", msg.payload)
     assert command.args == {"mains": "off"}
     assert command.sig is not None
-    assert verify(KEY, json.loads(msg.payload))
+    assert verify(KEY, json.loads(msg.payload), topic=topics.cmd("simulate"))
+    assert not verify(KEY, json.loads(msg.payload))  # the topic is part of what is signed
     assert (command.ts - before).total_seconds() < 5
     assert not msg.retain
     assert (

@@ -20,8 +20,8 @@ def raw(nonce: str, *, topic: str | None = TOPIC, ts: datetime = WALL) -> bytes:
     return dumps(signing.sign(KEY, body, topic=topic))
 
 
-def verifier(*, bind_topic: bool = True, key: bytes | None = KEY) -> CommandVerifier:
-    return CommandVerifier(("cancel",), key=key, max_age=120, bind_topic=bind_topic)
+def verifier(*, key: bytes | None = KEY) -> CommandVerifier:
+    return CommandVerifier(("cancel",), key=key, max_age=120)
 
 
 def reason(check: CommandVerifier, data: bytes, topic: str = TOPIC, at: float = 0.0) -> str:
@@ -38,14 +38,18 @@ def test_a_topic_bound_signature_holds_only_on_its_topic() -> None:
     assert reason(check, raw("n3", topic=None)) == "bad_signature"  # signed without the topic
 
 
-def test_bridge_commands_are_signed_over_the_payload_alone() -> None:
-    check = verifier(bind_topic=False)
-    assert check.verify(TOPIC, "cancel", raw("n1", topic=None), received=0, wall=WALL)
-    assert reason(check, raw("n2")) == "bad_signature"
+def test_a_bridge_command_signed_for_another_bridge_or_command_is_refused() -> None:
+    topic = "powerbridge/rack-a/cmd/cancel"
+    check = verifier()
+    assert check.verify(topic, "cancel", raw("n1", topic=topic), received=0, wall=WALL)
+    assert reason(check, raw("n2", topic="powerbridge/rack-b/cmd/cancel"), topic) == (
+        "bad_signature"
+    )
+    assert reason(check, raw("n3", topic=None), topic) == "bad_signature"
 
 
 def test_without_a_key_unsigned_commands_pass_and_nonces_are_not_kept() -> None:
-    check = verifier(key=None, bind_topic=False)
+    check = verifier(key=None)
     unsigned = CommandPayload("cancel", {}, WALL - timedelta(days=1), "n1").encode()
     assert check.verify(TOPIC, "cancel", unsigned, received=0, wall=WALL)
     assert check.verify(TOPIC, "cancel", unsigned, received=1, wall=WALL)
