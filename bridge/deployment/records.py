@@ -74,18 +74,14 @@ class Deployment:
         )
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form (``deployment status --json``)."""
+        """JSON-ready form (``deployment status --json``): the published fields (without the
+        payload version; ``device`` as ``device_id``) with the record's id and config path."""
+        published = self.to_payload().to_dict()
+        del published["v"], published["device"]
         return {
             "id": self.id,
-            "name": self.name,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "started": isoformat_utc(self.started),
-            "ended": None if self.ended is None else isoformat_utc(self.ended),
-            "active": self.active,
+            **published,
             "device_id": self.device_id,
-            "software_version": self.software_version,
-            "config_sha256": self.config_sha256,
             "config_path": self.config_path,
         }
 
