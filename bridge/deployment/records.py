@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -62,15 +62,11 @@ class Deployment:
         return self.ended is None
 
     def to_payload(self) -> DeploymentPayload:
+        """What is published: every payload field is the record's of the same name, but
+        ``device``, which is the record's ``device_id``."""
+        published = (f.name for f in fields(DeploymentPayload) if f.name != "device")
         return DeploymentPayload(
-            device=self.device_id,
-            name=self.name,
-            latitude=self.latitude,
-            longitude=self.longitude,
-            started=self.started,
-            software_version=self.software_version,
-            config_sha256=self.config_sha256,
-            ended=self.ended,
+            device=self.device_id, **{name: getattr(self, name) for name in published}
         )
 
     def to_dict(self) -> dict[str, object]:
