@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.cli._common import add_command, add_config_option
+from bridge.cli._common import add_command, add_config_option, add_group
 from bridge.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -202,18 +202,16 @@ def _describe_state(state: dict[str, Any]) -> str:
 
 
 def register(subparsers: Any) -> None:
-    parser = add_command(
+    sub = add_group(
         subparsers,
         "client",
         "the shutdown client for PCs (run, install, uninstall, status)",
-        _help,
         description=(
             "The shutdown client: watches the mains state of one or more bridges over MQTT and\n"
             "shuts this computer down cleanly after a sustained outage, never otherwise.\n"
             "Documentation: docs/shutdown-client.md"
         ),
     )
-    sub = parser.add_subparsers(dest="client_command", metavar="ACTION")
 
     run = add_command(
         sub,
@@ -285,9 +283,3 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_config_option(status, client=True)
-    parser.set_defaults(func=_help, _parser=parser)
-
-
-def _help(args: argparse.Namespace) -> int:
-    args._parser.print_help(sys.stderr)
-    return int(ExitCode.USAGE)

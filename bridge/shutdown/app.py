@@ -138,7 +138,6 @@ def build_client(
     :func:`~bridge.shutdown.memory.default_memory_path`, or ``client.memory_file``)."""
     clock = parts.get("clock") or SuspendAwareClock()
     key = parts.get("key")
-    client_id, name = client_identity(config)
     dry_run = parts.get("dry_run", False) or config.shutdown.dry_run
     actions = parts.get("actions") or Actions(config.shutdown, dry_run=dry_run)
     path = parts.get("memory_path") or memory_file(config)
@@ -147,10 +146,9 @@ def build_client(
         clock=clock,
         actions=actions,
         key=key,
-        client_id=client_id,
-        name=name,
         memory=ReplayMemory(path),
     )
+    client_id = runtime.client_id
     listener = Listener(
         config.mqtt,
         host=host,
