@@ -203,7 +203,7 @@ def _err(code: NutError) -> Reply:
     return Reply(error_line(code))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Session:
     """One connection's login state, and the answer to each of its lines."""
 
