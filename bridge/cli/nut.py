@@ -66,8 +66,8 @@ def register(subparsers: Any) -> None:
         description=(
             "A read-only server of Network UPS Tools' network protocol (TCP 3493): each watched\n"
             "bridge appears as a UPS.  ups.status is OL on mains, OB DISCHRG during an announced\n"
-            "outage, OB LB once the shutdown policy's deadline (shutdown.delay) is reached, FSD\n"
-            "after a signed remote 'shutdown now'; a bridge that is offline answers\n"
+            "outage, FSD OB LB once the shutdown policy's deadline (shutdown.delay) is reached,\n"
+            "FSD after a signed remote 'shutdown now'; a bridge that is offline answers\n"
             "ERR DATA-STALE, so NUT secondaries (upsmon) shut down at powerbridge's deadline and\n"
             "never on a blip.  Documentation: docs/nut.md"
         ),

@@ -190,7 +190,9 @@ class Feed:
             stale=False,
             power=Power.ON_BATTERY if b.mains is MainsState.OFF else Power.ONLINE,
             low_battery=due and decision.cause in (Cause.OUTAGE, Cause.LOST_DURING_OUTAGE),
-            forced=due and decision.cause is Cause.REMOTE,
+            # FSD at every due decision: the facade is the deciding side, a primary's role.  A
+            # secondary seeing LB without FSD waits HOSTSYNC for a primary that is not there.
+            forced=due,
             seconds_left=(
                 decision.seconds_left
                 if decision.phase is Phase.COUNTING and decision.cause is not Cause.REMOTE

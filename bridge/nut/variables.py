@@ -5,11 +5,16 @@
 ========================  =========================================================
 ``OL``                    the bridge announces mains on
 ``OB DISCHRG``            the bridge announces an outage (confirmed by its window)
-``OB LB``                 the shutdown policy's deadline for that outage is reached
-``FSD …``                 an authenticated remote "shutdown now" fell due
+``FSD OB LB``             the shutdown policy's deadline for that outage is reached
+``FSD OL``                an authenticated remote "shutdown now" fell due
 (no variables)            the bridge is offline, silent or unconfirmed: the server
                           answers ``ERR DATA-STALE``, as upsd does for a dead driver
 ========================  =========================================================
+
+``FSD`` comes with every due decision because the facade is the deciding side: in NUT
+the primary sets ``FSD`` when its UPS is critical, and a secondary that sees ``LB``
+without ``FSD`` waits ``HOSTSYNC`` (15 s by default) for a primary that does not exist
+here (all our clients are secondaries: ``PRIMARY`` is refused).
 
 Battery variables appear only when a battery is known (a UPS read by the bridge).
 """

@@ -78,7 +78,7 @@ def test_outage_is_ob_discharging_then_lb_exactly_at_the_policys_deadline() -> N
     send(feed, T.mains, bridge.refresh(elapsed=32.0), 1040.0)
     due = variables(feed.state(DEVICE, deadline), Identity(DEVICE))
     assert due is not None
-    assert due["ups.status"].value == "OB LB"
+    assert due["ups.status"].value == "FSD OB LB"
     # The deadline is the policy's own:
     assert feed.decision(DEVICE, 1050.0).deadline == pytest.approx(deadline)
     assert feed.next_change(1050.0) == pytest.approx(deadline)
