@@ -116,7 +116,7 @@ def test_upsmon_secondary_shuts_down_once_at_the_deadline_never_on_blips(
         # One sustained outage: exactly one SHUTDOWNCMD, at the deadline + ≤ one poll.
         edge = bridge.announce("off")
         deadline = edge + DELAY
-        assert wait_until(lambda: upsmon.shutdown_times(), DELAY + 10), upsmon.log.read_text()
+        assert wait_until(upsmon.shutdown_times, DELAY + 10), upsmon.log.read_text()
         time.sleep(2 * POLLFREQ)
         times = upsmon.shutdown_times()
         assert len(times) == 1
