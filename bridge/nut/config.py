@@ -97,8 +97,21 @@ class NutPolicyConfig:
         "`FSD` follows a remote 'shutdown now' after this long, unless cancelled.",
     )
 
+    on_low_battery: bool = setting(
+        _POLICY_DEFAULTS.on_low_battery,
+        t.boolean,
+        "A bridge reading a UPS: `LB` (and FSD) when that UPS reports low battery in an outage.",
+    )
+    min_runtime: float = setting(
+        _POLICY_DEFAULTS.min_runtime,
+        t.duration(0, 86400),
+        "A bridge reading a UPS: `LB` once its remaining runtime falls below this (0: off).",
+    )
+
     def settings(self) -> PolicySettings:
         return PolicySettings(
+            on_low_battery=self.on_low_battery,
+            min_runtime=self.min_runtime,
             delay=self.delay,
             on_lost_during_outage=(
                 "shutdown_now" if self.on_lost_during_outage == "shutdown_now" else "continue"

@@ -26,10 +26,11 @@ from bridge.mqtt.contract import (
     StatePayload,
     all_bridges_status_filter,
 )
-from bridge.nut.variables import Power, UpsState
+from bridge.nut.variables import Battery, Power, UpsState
 from bridge.shutdown.intake import Intake, Rejected
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker, View
+from bridge.ups.report import UpsReport, decode_ups, ups_topic
 
 log = logging.getLogger("bridge.nut.feed")
 
@@ -61,12 +62,14 @@ class Feed:
         for device, topics in self._topics.items():
             for kind in ("mains", "status", "state"):
                 self._by_topic[getattr(topics, kind)] = (device, kind)
+            self._by_topic[ups_topic(topics)] = (device, "ups")
         self._client_topics = (ClientTopics(base, client_id), ClientTopics(base, "all"))
         # Each bridge is decided alone: its own outage against the policy's delay.
         self._settings = replace(settings, min_supplies=1)
         self._intake = intake
         self._tracker = Tracker(self._bridges, started_at)
         self._readings: dict[str, dict[str, float]] = {d: {} for d in self._bridges}
+        self._ups: dict[str, UpsReport] = {}
         self.rejected = 0
 
     @property
@@ -76,7 +79,11 @@ class Feed:
     def subscriptions(self) -> list[Subscription]:
         subs = [Subscription(all_bridges_status_filter(next(iter(self._topics.values())).base))]
         for topics in self._topics.values():
-            subs += [Subscription(topics.mains), Subscription(topics.state)]
+            subs += [
+                Subscription(topics.mains),
+                Subscription(topics.state),
+                Subscription(ups_topic(topics)),
+            ]
         subs += [Subscription(t.cmd_filter) for t in self._client_topics]
         return subs
 
@@ -98,6 +105,8 @@ class Feed:
                 self._mains(device, payload, retained=retained, now=now, wall=wall)
             elif kind == "status":
                 self._status(device, payload, now)
+            elif kind == "ups":
+                self._ups_report(device, payload, now)
             else:
                 self._state(device, payload)
             return
@@ -138,6 +147,19 @@ class Feed:
         self._readings[device] = {
             k: float(v) for k, v in state.values.items() if isinstance(v, int | float)
         }
+
+    def _ups_report(self, device: str, payload: bytes, now: float) -> None:
+        try:
+            sender, _ts, report = decode_ups(payload)
+        except PayloadError as exc:
+            self.rejected += 1
+            log.debug("ignored a ups message of %s: %s", device, exc)
+            return
+        if sender != device:
+            self.rejected += 1
+            return
+        self._ups[device] = report
+        self._tracker.battery(device, low=report.low_battery, runtime_s=report.runtime_s, at=now)
 
     def _command(
         self, topic: str, name: str, payload: bytes, *, retained: bool, now: float, wall: datetime
@@ -186,10 +208,17 @@ class Feed:
         if not fresh:
             return UpsState(stale=True)
         due = decision.phase is Phase.SHUTDOWN
+        ups = self._ups.get(device)
+        battery = (
+            None
+            if ups is None
+            else Battery(charge=ups.charge, runtime=ups.runtime_s, low=ups.low_battery)
+        )
+        policy_low = decision.cause in (Cause.OUTAGE, Cause.LOST_DURING_OUTAGE, Cause.LOW_BATTERY)
         return UpsState(
             stale=False,
             power=Power.ON_BATTERY if b.mains is MainsState.OFF else Power.ONLINE,
-            low_battery=due and decision.cause in (Cause.OUTAGE, Cause.LOST_DURING_OUTAGE),
+            low_battery=(due and policy_low) or (battery is not None and battery.low),
             # FSD at every due decision: the facade is the deciding side, a primary's role.  A
             # secondary seeing LB without FSD waits HOSTSYNC for a primary that is not there.
             forced=due,
@@ -199,6 +228,7 @@ class Feed:
                 else None
             ),
             readings=dict(self._readings[device]),
+            battery=battery,
         )
 
     def next_change(self, now: float) -> float | None:

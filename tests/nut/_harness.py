@@ -245,5 +245,8 @@ def allow_meter_values(broker: Mosquitto, client_id: str = "nut") -> None:
     """Grant the facade's client identity read access to ``state`` (the ACL line docs/nut.md
     asks for), and restart the broker to load it."""
     acl = broker.directory / "acl"
-    acl.write_text(acl.read_text() + f"\nuser client-{client_id}\ntopic read powerbridge/+/state\n")
+    acl.write_text(
+        acl.read_text() + f"\nuser client-{client_id}\ntopic read powerbridge/+/state\n"
+        "topic read powerbridge/+/ups\n"
+    )
     broker.restart()

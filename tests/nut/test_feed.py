@@ -186,6 +186,60 @@ def test_subscriptions_cover_status_mains_state_and_commands() -> None:
         "powerbridge/+/status",
         T.mains,
         T.state,
+        f"{T.root}/ups",
         "powerbridge/clients/nut/cmd/#",
         "powerbridge/clients/all/cmd/#",
     }
+
+
+def _ups(status: str, *, charge: float, runtime: float, device: str = DEVICE) -> bytes:
+    from bridge.ups.report import UpsReport, encode_ups
+
+    return encode_ups(device, WALL, UpsReport(status, charge=charge, runtime_s=runtime, load=20))
+
+
+def test_a_ups_behind_the_bridge_shows_real_battery_values() -> None:
+    feed, bridge = make_feed(), BridgeMessages(DEVICE)
+    online(feed, bridge, 1000.0)
+    send(feed, f"{T.root}/ups", _ups("OL CHRG", charge=97, runtime=1800), 1000.0)
+    served = variables(feed.state(DEVICE, 1000.5), Identity(DEVICE))
+    assert served is not None
+    assert served["battery.charge"].value == "97"
+    assert served["battery.runtime"].value == "1800"
+    assert served["ups.status"].value == "OL"
+
+
+def test_ups_runtime_below_min_runtime_is_fsd_lb_before_the_delay() -> None:
+    feed = Feed(
+        [DEVICE],
+        base="powerbridge",
+        client_id="nut",
+        settings=PolicySettings(delay=DELAY, min_runtime=120.0),
+        started_at=1000.0,
+        intake=Intake([DEVICE]),
+    )
+    feed.connected()
+    bridge = BridgeMessages(DEVICE)
+    online(feed, bridge, 1000.0)
+    send(feed, T.mains, bridge.announce("off"), 1001.0)
+    send(feed, f"{T.root}/ups", _ups("OB DISCHRG", charge=60, runtime=300), 1002.0)
+    assert variables(feed.state(DEVICE, 1003.0), Identity(DEVICE))["ups.status"].value == (  # type: ignore[index]
+        "OB DISCHRG"
+    )
+    send(feed, f"{T.root}/ups", _ups("OB DISCHRG", charge=20, runtime=100), 1010.0)
+    state = feed.state(DEVICE, 1010.0)
+    assert state.forced
+    assert state.low_battery
+    # Runtime already below min_runtime when reported: due at once, long before the delay.
+    assert feed.decision(DEVICE, 1010.0).deadline == pytest.approx(1010.0)
+    served = variables(state, Identity(DEVICE))
+    assert served is not None
+    assert served["ups.status"].value == "FSD OB LB"
+    assert served["battery.runtime"].value == "100"
+
+
+def test_ups_payload_of_another_device_or_garbage_is_rejected() -> None:
+    feed = make_feed()
+    send(feed, f"{T.root}/ups", _ups("OL", charge=1, runtime=1, device="other"), 1000.0)
+    send(feed, f"{T.root}/ups", b"[]", 1000.0)
+    assert feed.rejected == 2
