@@ -76,6 +76,16 @@ class FakeBridge:
     def reading(self, **values: float) -> None:
         self.mqtt.publish(self.topics.state, self.messages.reading(**values), retain=True)
 
+    def ups(self, status: str, *, charge: float, runtime: float) -> None:
+        """Publish what a UPS behind the bridge says (the ``ups`` topic)."""
+        from datetime import UTC, datetime
+
+        from bridge.ups.report import UpsReport, encode_ups, ups_topic
+
+        report = UpsReport(status, charge=charge, runtime_s=runtime, load=25.0)
+        payload = encode_ups(self.topics.device_id, datetime.now(UTC), report)
+        self.mqtt.publish(ups_topic(self.topics), payload, retain=True)
+
     def offline(self) -> None:
         self.mqtt.publish(self.topics.status, b"offline", retain=True)
 
@@ -86,7 +96,15 @@ class FakeBridge:
 class Facade:
     """``powerbridge nut serve`` against ``broker``, on a free port."""
 
-    def __init__(self, broker: Mosquitto, directory: Path, *, delay: float, ups: str) -> None:
+    def __init__(
+        self,
+        broker: Mosquitto,
+        directory: Path,
+        *,
+        delay: float,
+        ups: str,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = free_port()
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -99,7 +117,8 @@ class Facade:
         self.config.write_text(
             f"nut:\n  listen: [127.0.0.1]\n  port: {self.port}\n  users_file: {users}\n"
             "  mdns: false\n  client_id: nut\n"
-            f"ups:\n  - bridge: rack-a\n    name: {ups}\n"
+            + (f"  cert_file: {tls[0]}\n  key_file: {tls[1]}\n" if tls else "")
+            + f"ups:\n  - bridge: rack-a\n    name: {ups}\n"
             f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n  password_file: {password}\n"
             f"shutdown:\n  delay: {delay}\n"
         )

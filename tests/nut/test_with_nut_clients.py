@@ -197,3 +197,55 @@ def test_pynutclient_reads_the_facade(facade: Facade) -> None:
     # does against upsd) and no writable variables.
     assert set(client.GetUPSCommands("ups")) <= {b""}
     assert client.GetRWVars("ups") == {}
+
+
+def test_a_ups_behind_the_bridge_reaches_nut_clients_with_its_low_battery(
+    facade: Facade, bridge: FakeBridge
+) -> None:
+    bridge.ups("OL CHRG", charge=98, runtime=2400)
+    assert wait_until(lambda: upsc(facade, "battery.charge").strip() == "98", 10)
+    assert upsc(facade, "battery.runtime").strip() == "2400"
+    bridge.announce("off")
+    bridge.ups("OB DISCHRG", charge=60, runtime=900)
+    assert wait_until(lambda: status(facade) == "OB DISCHRG", 10)
+    # The UPS says low battery during the outage: LB (and FSD) long before the delay.
+    bridge.ups("OB LB", charge=8, runtime=50)
+    assert wait_until(lambda: status(facade) == "FSD OB LB", 5)
+    assert upsc(facade, "battery.runtime").strip() == "50"
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    from bridge.broker import tls
+
+    ca = tls.make_ca()
+    cert = tls.make_server_cert(ca, ["127.0.0.1", "localhost"])
+    paths = (tmp_path / "ca.crt", tmp_path / "nut.crt", tmp_path / "nut.key")
+    paths[0].write_bytes(ca.cert_pem)
+    paths[1].write_bytes(cert.cert_pem)
+    paths[2].write_bytes(cert.key_pem)
+    return paths
+
+
+def test_starttls_with_a_certificate_for_pynutclient(
+    nut_broker: Mosquitto, bridge: FakeBridge, tls_files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from PyNUTClient.PyNUT import PyNUTClient
+
+    del bridge
+    ca, crt, key = tls_files
+    served = Facade(nut_broker, tmp_path / "tls-facade", delay=DELAY, ups="ups", tls=(crt, key))
+    served.start()
+    try:
+        assert wait_until(lambda: status(served) == "OL", 10)  # upsc: plain, still served
+        client = PyNUTClient(
+            host="127.0.0.1",
+            port=served.port,
+            login=USER,
+            password=PASSWORD,
+            force_ssl=True,
+            ca_file=str(ca),
+        )
+        assert client.GetUPSVars("ups")[b"ups.status"] == b"OL"
+    finally:
+        served.stop()
