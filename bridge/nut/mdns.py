@@ -19,7 +19,12 @@ SERVICE_TYPE: Final = "_nut._tcp.local."
 
 
 def advertise_nut(
-    port: int, listen: Sequence[str], *, addresses: Sequence[str] | None = None
+    port: int,
+    listen: Sequence[str],
+    *,
+    addresses: Sequence[str] | None = None,
+    interfaces: Sequence[str] | None = None,
+    instance: str | None = None,
 ) -> Advertisement:
     """Announce ``powerbridge NUT on <host>._nut._tcp.local.``; raise ``OSError`` if impossible."""
     from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
@@ -33,13 +38,16 @@ def advertise_nut(
     short_host = socket.gethostname().split(".")[0] or "powerbridge"
     info = ServiceInfo(
         SERVICE_TYPE,
-        f"powerbridge NUT on {short_host}.{SERVICE_TYPE}",
+        f"{instance or f'powerbridge NUT on {short_host}'}.{SERVICE_TYPE}",
         port=port,
         properties={"product": "powerbridge", "txtvers": "1"},
         server=f"{short_host}.local.",
         parsed_addresses=chosen,
     )
-    zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+    zc = Zeroconf(
+        interfaces=list(interfaces) if interfaces else InterfaceChoice.All,
+        ip_version=IPVersion.V4Only,
+    )
     try:
         zc.register_service(info, allow_name_change=True)
     except Exception:
