@@ -208,6 +208,10 @@ class Upsmon:
         self.log = directory / "upsmon.log"
 
     def start(self) -> None:
+        # upsmon 2.8.0 keeps its PID file in the compiled-in /run/nut, whatever the
+        # environment says, and refuses to start while the process named there lives: wait
+        # for the previous test's upsmon to be gone.
+        wait_until(lambda: not _alive(Path("/run/nut/upsmon.pid")), 10)
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
                 [nut_program("upsmon"), "-F", "-u", "root"],
@@ -241,7 +245,34 @@ class Upsmon:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
+        # upsmon forks: its other half may outlive the process we started by a moment.
+        group = self._process.pid
+        if not wait_until(lambda: not _group_alive(group), 5):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self._process = None
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_until(condition: object, timeout: float, step: float = 0.05) -> bool:
