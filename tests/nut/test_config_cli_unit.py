@@ -64,6 +64,7 @@ def test_nut_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["nut", "check", "-c", str(config)]) == 2
 
 
+@pytest.mark.realtime
 def test_serve_help_says_what_it_serves() -> None:
     out = subprocess.run(
         [
