@@ -177,11 +177,17 @@ class NutServer:
             except asyncio.IncompleteReadError:
                 return
             reply = session.handle_line(raw[:-1], self.directory)
+            if reply.action is Action.STARTTLS and self._ssl is not None:
+                # Stop reading *before* saying OK: the client's TLS hello, sent the moment it
+                # reads the OK, must reach the TLS layer, not the plain-text line reader.
+                if isinstance(writer.transport, asyncio.ReadTransport):
+                    writer.transport.pause_reading()
+                writer.write(reply.text.encode("ascii"))
+                await writer.drain()
+                await asyncio.wait_for(writer.start_tls(self._ssl), DRAIN_TIMEOUT)
+                continue
             if reply.text:
                 await self._send(writer, reply.text)
             if reply.action is Action.CLOSE:
                 await asyncio.wait_for(writer.drain(), DRAIN_TIMEOUT)
                 return
-            if reply.action is Action.STARTTLS and self._ssl is not None:
-                await asyncio.wait_for(writer.drain(), DRAIN_TIMEOUT)
-                await asyncio.wait_for(writer.start_tls(self._ssl), DRAIN_TIMEOUT)
