@@ -106,7 +106,7 @@ class Feed:
             elif kind == "status":
                 self._status(device, payload, now)
             elif kind == "ups":
-                self._ups_report(device, payload, now)
+                self._ups_report(device, payload, retained=retained, now=now)
             else:
                 self._state(device, payload)
             return
@@ -148,7 +148,7 @@ class Feed:
             k: float(v) for k, v in state.values.items() if isinstance(v, int | float)
         }
 
-    def _ups_report(self, device: str, payload: bytes, now: float) -> None:
+    def _ups_report(self, device: str, payload: bytes, *, retained: bool, now: float) -> None:
         try:
             sender, _ts, report = decode_ups(payload)
         except PayloadError as exc:
@@ -159,7 +159,10 @@ class Feed:
             self.rejected += 1
             return
         self._ups[device] = report
-        self._tracker.battery(device, low=report.low_battery, runtime_s=report.runtime_s, at=now)
+        if not retained:  # shown either way; decided on only when received live
+            self._tracker.battery(
+                device, low=report.low_battery, runtime_s=report.runtime_s, at=now
+            )
 
     def _command(
         self, topic: str, name: str, payload: bytes, *, retained: bool, now: float, wall: datetime

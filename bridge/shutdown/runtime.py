@@ -45,6 +45,7 @@ from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejec
 from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker
+from bridge.ups.report import decode_ups, ups_topic
 
 log = logging.getLogger("bridge.shutdown")
 
@@ -164,6 +165,7 @@ class ClientRuntime:
             topics = BridgeTopics(self._base, device)
             self._routes[topics.mains] = ("mains", device)
             self._routes[topics.status] = ("status", device)
+            self._routes[ups_topic(topics)] = ("ups", device)  # a UPS behind the bridge
         self._cmd_prefixes = (
             self._topics.cmd(""),
             ClientTopics(self._base, ALL_CLIENTS).cmd(""),
@@ -240,6 +242,8 @@ class ClientRuntime:
             kind, device = route
             if kind == "mains":
                 self._mains(device, msg)
+            elif kind == "ups":
+                self._ups(device, msg)
             else:
                 self._status(device, msg)
             return
@@ -320,6 +324,22 @@ class ClientRuntime:
                 fact.elapsed_s,
                 "" if fact.live else ", retained",
             )
+
+    def _ups(self, device: str, msg: Message) -> None:
+        """A UPS report of the bridge (rule 8 of the policy); only a live one counts."""
+        if msg.retained:
+            return  # an old report, possibly from an upsd that stopped answering
+        try:
+            sender, _ts, report = decode_ups(msg.payload)
+        except PayloadError as exc:
+            self.rejections.add(msg.topic, Rejected("malformed", str(exc)))
+            return
+        if sender != device:
+            self.rejections.add(msg.topic, Rejected("wrong_device", f"payload says {sender!r}"))
+            return
+        self.tracker.battery(
+            device, low=report.low_battery, runtime_s=report.runtime_s, at=msg.received
+        )
 
     def _status(self, device: str, msg: Message) -> None:
         result = self.intake.status(device, msg.payload)
