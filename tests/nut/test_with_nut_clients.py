@@ -180,6 +180,8 @@ def test_upslog_records_from_the_facade(facade: Facade, tmp_path: Path) -> None:
             "-i",
             "1",
             "-F",
+            "-p",
+            str(tmp_path / "upslog"),  # its PID file here, not in the shared /run/nut
             "-f",
             "%VAR input.voltage% [%VAR ups.status%] %VAR ups.mfr%",
         ],
