@@ -8,9 +8,10 @@ import pytest
 
 from bridge.mqtt import signing
 from bridge.mqtt.contract import PAYLOAD_VERSION, BridgeTopics, ClientTopics, dumps
+from bridge.mqtt.signing import sign_command
 from bridge.nut.feed import Feed
 from bridge.nut.variables import Identity, Power, variables
-from bridge.shutdown.intake import Intake, sign_command
+from bridge.shutdown.intake import Intake
 from bridge.shutdown.policy import PolicySettings, decide
 from tests.nut._wire import WALL, BridgeMessages
 
