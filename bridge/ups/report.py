@@ -1,13 +1,8 @@
 """What a UPS says, from NUT variables to the MQTT ``ups`` payload and back (pure).
 
-``<base>/<device_id>/ups`` (retained, QoS 1) carries the bridge's UPS as last read::
-
-    {"v": 1, "device": "rack-a", "ts": "2026-11-20T12:00:00Z", "status": "OB DISCHRG",
-     "on_battery": true, "low_battery": false, "charge": 87.0, "runtime_s": 1260.0,
-     "load": 23.0}
-
-``charge``, ``runtime_s`` and ``load`` are ``null`` when the UPS does not report them;
-``status`` is NUT's ``ups.status`` as the driver reports it.  A bridge whose upsd cannot
+The payload itself is the contract's :class:`~bridge.mqtt.contract.UpsPayload`
+(``<base>/<device_id>/ups``, retained, QoS 1); this module maps NUT variables to a
+:class:`UpsReport` and a report to and from that payload.  A bridge whose upsd cannot
 be reached publishes nothing new (the retained report grows old; ``ts`` says when).
 """
 
@@ -17,18 +12,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
 
-from bridge.clock import isoformat_utc, parse_utc
-from bridge.errors import PayloadError
-from bridge.mqtt.contract import PAYLOAD_VERSION, BridgeTopics, dumps, loads_object
-
-MAX_UPS_PAYLOAD: Final = 4096
-
-
-def ups_topic(topics: BridgeTopics) -> str:
-    """``<base>/<device_id>/ups``."""
-    return f"{topics.root}/ups"
+from bridge.mqtt import signing
+from bridge.mqtt.contract import UpsPayload, dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,45 +68,36 @@ def report_from_variables(values: Mapping[str, str]) -> UpsReport:
     )
 
 
-def encode_ups(device: str, ts: datetime, report: UpsReport) -> bytes:
-    return dumps(
-        {
-            "v": PAYLOAD_VERSION,
-            "device": device,
-            "ts": isoformat_utc(ts),
-            "status": report.status,
-            "on_battery": report.on_battery,
-            "low_battery": report.low_battery,
-            "charge": report.charge,
-            "runtime_s": report.runtime_s,
-            "load": report.load,
-        }
+def to_payload(device: str, ts: datetime, report: UpsReport) -> UpsPayload:
+    """The contract's ``ups`` payload of ``report`` (unsigned)."""
+    return UpsPayload(
+        device=device,
+        ts=ts,
+        status=report.status,
+        charge=report.charge,
+        runtime_s=report.runtime_s,
+        load=report.load,
     )
 
 
-def _optional_number(data: dict[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PayloadError(f"field {name!r} has the wrong type")
-    return float(value)
+def from_payload(payload: UpsPayload) -> UpsReport:
+    return UpsReport(
+        status=payload.status,
+        charge=payload.charge,
+        runtime_s=payload.runtime_s,
+        load=payload.load,
+    )
+
+
+def encode_ups(device: str, ts: datetime, report: UpsReport, key: bytes | None = None) -> bytes:
+    """The ``ups`` payload, signed with ``key`` when there is one (like ``mains``)."""
+    payload = to_payload(device, ts, report)
+    if key is None:
+        return payload.encode()
+    return dumps(signing.sign(key, payload.to_dict()))
 
 
 def decode_ups(raw: bytes) -> tuple[str, datetime, UpsReport]:
-    """``(device, ts, report)``; raise :class:`~bridge.errors.PayloadError`."""
-    data = loads_object(raw, max_size=MAX_UPS_PAYLOAD)
-    device, status, ts = data.get("device"), data.get("status"), data.get("ts")
-    if not isinstance(device, str) or not isinstance(status, str) or not isinstance(ts, str):
-        raise PayloadError("an ups payload needs device, status and ts")
-    try:
-        when = parse_utc(ts)
-    except ValueError:
-        raise PayloadError("field 'ts' is not a time") from None
-    report = UpsReport(
-        status=status,
-        charge=_optional_number(data, "charge"),
-        runtime_s=_optional_number(data, "runtime_s"),
-        load=_optional_number(data, "load"),
-    )
-    return device, when, report
+    """``(device, ts, report)``; raise :class:`~bridge.errors.PayloadError` (no signature check)."""
+    payload = UpsPayload.decode(raw)
+    return payload.device, payload.ts, from_payload(payload)

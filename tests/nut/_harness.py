@@ -80,11 +80,11 @@ class FakeBridge:
         """Publish what a UPS behind the bridge says (the ``ups`` topic)."""
         from datetime import UTC, datetime
 
-        from bridge.ups.report import UpsReport, encode_ups, ups_topic
+        from bridge.ups.report import UpsReport, encode_ups
 
         report = UpsReport(status, charge=charge, runtime_s=runtime, load=25.0)
         payload = encode_ups(self.topics.device_id, datetime.now(UTC), report)
-        self.mqtt.publish(ups_topic(self.topics), payload, retain=True)
+        self.mqtt.publish(self.topics.ups, payload, retain=True)
 
     def offline(self) -> None:
         self.mqtt.publish(self.topics.status, b"offline", retain=True)

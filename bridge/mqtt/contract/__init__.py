@@ -82,6 +82,7 @@ from bridge.mqtt.contract.topics import (
     ha_status_topic,
     topic_roots_overlap,
 )
+from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload
 
 __all__ = [
     "ALL_CLIENTS",
@@ -115,8 +116,10 @@ __all__ = [
     "QOS_SAMPLES",
     "QOS_STATE",
     "QOS_STATUS",
+    "QOS_UPS",
     "READING_FIELDS",
     "SHARED_FIELDS",
+    "UPS_REFRESH_S",
     "BridgeTopics",
     "ClientStatePayload",
     "ClientTopics",
@@ -128,6 +131,7 @@ __all__ = [
     "OutagePayload",
     "SamplePayload",
     "StatePayload",
+    "UpsPayload",
     "all_bridges_status_filter",
     "all_clients_filter",
     "bridge_user",

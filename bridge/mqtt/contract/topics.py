@@ -112,6 +112,9 @@ class BridgeTopics(_Participant):
     health = _Leaf("Retained :class:`HealthPayload` snapshot.")
     events = _Leaf("QoS 1, not retained: outage started/ended (:class:`EventPayload`).")
     deployment = _Leaf("Retained deployment record.")
+    ups = _Leaf(
+        "Retained QoS 1 :class:`UpsPayload`: the bridge's UPS (only with a ``ups:`` section)."
+    )
     check = _Leaf("QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back.")
 
 
