@@ -55,21 +55,6 @@ _METER: Final = "meter"
 _CHANNEL: Final = "channel"
 
 
-def _ups(
-    key: str, component: Component, name: str, field: str, **details: Any
-) -> EntityDescription:
-    """What the UPS read through upsd says (``ups`` topic); only with a ``ups:`` section."""
-    return EntityDescription(
-        key=key,
-        component=component,
-        name=name,
-        source="ups",
-        field=field,
-        requires="ups",
-        **details,
-    )
-
-
 def _reading(key: str, name: str, field: str, **details: Any) -> EntityDescription:
     """A measurement from the meter (``state``): unavailable when the meter stops."""
     return EntityDescription(
@@ -84,19 +69,37 @@ def _reading(key: str, name: str, field: str, **details: Any) -> EntityDescripti
     )
 
 
-def _diagnostic(
-    key: str, component: Component, name: str, field: str, **details: Any
-) -> EntityDescription:
-    """A figure from the health report, shown among the device's diagnostics."""
-    return EntityDescription(
-        key=key,
-        component=component,
-        name=name,
-        source="health",
-        field=field,
-        entity_category="diagnostic",
-        **details,
-    )
+class _Group:
+    """Entities of one source that share details: ``_Group(...)(key, component, name, field)``."""
+
+    def __init__(self, source: Source, doc: str, **shared: Any) -> None:
+        self.__doc__ = doc
+        self._source, self._shared = source, shared
+
+    def __call__(
+        self, key: str, component: Component, name: str, field: str, **details: Any
+    ) -> EntityDescription:
+        return EntityDescription(
+            key=key,
+            component=component,
+            name=name,
+            source=self._source,
+            field=field,
+            **self._shared,
+            **details,
+        )
+
+
+_diagnostic = _Group(
+    "health",
+    "A figure from the health report, shown among the device's diagnostics.",
+    entity_category="diagnostic",
+)
+_ups = _Group(
+    "ups",
+    "What the UPS read through upsd says (``ups`` topic); only with a ``ups:`` section.",
+    requires="ups",
+)
 
 
 # fmt: off

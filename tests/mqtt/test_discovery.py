@@ -188,7 +188,7 @@ def test_ups_entities_only_with_a_ups_section() -> None:
         str(p["unique_id"]).removeprefix("rack-a_"): p
         for p in payloads(config("device: {id: rack-a}\nups: {name: rack}\n")).values()
     }
-    assert UPS_KEYS <= by_key.keys()
+    assert by_key.keys() >= UPS_KEYS
     for key in UPS_KEYS:
         entity = by_key[key]
         assert entity["state_topic"] == "powerbridge/rack-a/ups"

@@ -22,7 +22,7 @@ def test_topic_is_a_member_of_the_bridge_topics() -> None:
 
 
 def test_round_trip_spells_out_the_status_words() -> None:
-    payload = UpsPayload(DEV, WALL, "OB LB", charge=9.0, runtime_s=61.5, load=None)
+    payload = UpsPayload(DEV, WALL, UpsReport("OB LB", charge=9.0, runtime_s=61.5, load=None))
     data = json.loads(payload.encode())
     assert data["on_battery"] is True
     assert data["low_battery"] is True
@@ -42,13 +42,13 @@ def test_round_trip_spells_out_the_status_words() -> None:
     ],
 )
 def test_decoding_is_strict(change: dict[str, object]) -> None:
-    data = UpsPayload(DEV, WALL, "OL").to_dict() | change
+    data = UpsPayload(DEV, WALL, UpsReport("OL")).to_dict() | change
     with pytest.raises(PayloadError):
         UpsPayload.decode(dumps(data))
 
 
 def test_size_limit() -> None:
-    data = UpsPayload(DEV, WALL, "OL").to_dict() | {"pad": "x" * MAX_CONTROL_PAYLOAD}
+    data = UpsPayload(DEV, WALL, UpsReport("OL")).to_dict() | {"pad": "x" * MAX_CONTROL_PAYLOAD}
     with pytest.raises(PayloadError, match="exceeds"):
         UpsPayload.decode(dumps(data))
 

@@ -72,4 +72,4 @@ def test_published_on_change_and_refreshed() -> None:
     first, refreshed = (UpsPayload.decode(raw) for raw in fake.published)
     assert refreshed.ts > first.ts  # each message is fresh, so clients take it as news
     publication.received(UpsReport("OB DISCHRG", charge=99.0))
-    assert UpsPayload.decode(fake.published[-1]).on_battery
+    assert UpsPayload.decode(fake.published[-1]).report.on_battery

@@ -82,7 +82,7 @@ from bridge.mqtt.contract.topics import (
     ha_status_topic,
     topic_roots_overlap,
 )
-from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload
+from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload, UpsReport
 
 __all__ = [
     "ALL_CLIENTS",
@@ -132,6 +132,7 @@ __all__ = [
     "SamplePayload",
     "StatePayload",
     "UpsPayload",
+    "UpsReport",
     "all_bridges_status_filter",
     "all_clients_filter",
     "bridge_user",

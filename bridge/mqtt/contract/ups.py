@@ -22,6 +22,31 @@ MAX_STATUS_LENGTH: Final = 128
 """Longest ``status`` accepted (NUT's ``ups.status`` is a few short words)."""
 
 
+@dataclass(frozen=True, slots=True)
+class UpsReport:
+    """What the UPS said in one read: NUT's ``ups.status`` and three battery figures."""
+
+    status: str
+    charge: float | None = None
+    """``battery.charge``, percent."""
+    runtime_s: float | None = None
+    """``battery.runtime``, seconds."""
+    load: float | None = None
+    """``ups.load``, percent."""
+
+    @property
+    def on_battery(self) -> bool:
+        return "OB" in self.status.split()
+
+    @property
+    def on_line(self) -> bool:
+        return "OL" in self.status.split()
+
+    @property
+    def low_battery(self) -> bool:
+        return "LB" in self.status.split()
+
+
 def _optional_number(data: dict[str, Any], name: str) -> float | None:
     value = data.get(name)
     if value is None:
@@ -37,45 +62,31 @@ def _optional_number(data: dict[str, Any], name: str) -> float | None:
 class UpsPayload(JsonPayload):
     """``<base>/<device_id>/ups``: the bridge's UPS as last read from upsd, retained, QoS 1.
 
-    ``status`` is NUT's ``ups.status`` (``OL``, ``OB DISCHRG``, ``OB LB`` ...);
-    ``on_battery``/``low_battery`` are its ``OB``/``LB`` words, spelled out for readers
-    that do not parse NUT.  ``charge`` (percent), ``runtime_s`` (seconds) and ``load``
-    (percent) are ``null`` when the UPS does not report them.  With ``signing.key_file``
-    the payload carries ``sig`` like ``mains`` (a report can shorten a client's
-    countdown, so a forged one must be refused).
+    The report's ``status`` is NUT's ``ups.status`` (``OL``, ``OB DISCHRG``, ``OB LB``
+    ...); ``on_battery``/``low_battery`` are its ``OB``/``LB`` words, spelled out for
+    readers that do not parse NUT.  ``charge`` (percent), ``runtime_s`` (seconds) and
+    ``load`` (percent) are ``null`` when the UPS does not report them.  With
+    ``signing.key_file`` the payload carries ``sig`` like ``mains`` (a report can shorten
+    a client's countdown, so a forged one must be refused).
     """
 
     device: str
     ts: datetime
-    status: str
-    charge: float | None = None
-    runtime_s: float | None = None
-    load: float | None = None
+    report: UpsReport
     sig: str | None = None
 
-    @property
-    def words(self) -> tuple[str, ...]:
-        return tuple(self.status.split())
-
-    @property
-    def on_battery(self) -> bool:
-        return "OB" in self.words
-
-    @property
-    def low_battery(self) -> bool:
-        return "LB" in self.words
-
     def to_dict(self) -> dict[str, Any]:
+        report = self.report
         out: dict[str, Any] = {
             "v": PAYLOAD_VERSION,
             "device": self.device,
             "ts": isoformat_utc(self.ts),
-            "status": self.status,
-            "on_battery": self.on_battery,
-            "low_battery": self.low_battery,
-            "charge": self.charge,
-            "runtime_s": self.runtime_s,
-            "load": self.load,
+            "status": report.status,
+            "on_battery": report.on_battery,
+            "low_battery": report.low_battery,
+            "charge": report.charge,
+            "runtime_s": report.runtime_s,
+            "load": report.load,
         }
         if self.sig is not None:
             out["sig"] = self.sig
@@ -91,19 +102,12 @@ class UpsPayload(JsonPayload):
         sig = data.get("sig")
         if sig is not None and not isinstance(sig, str):
             raise PayloadError("field 'sig' has the wrong type")
-        payload = cls(
-            device=_field(data, "device", str),
-            ts=_time(data, "ts"),
-            status=status,
-            sig=sig,
-            charge=_optional_number(data, "charge"),
-            runtime_s=_optional_number(data, "runtime_s"),
-            load=_optional_number(data, "load"),
+        report = UpsReport(
+            status,
+            *(_optional_number(data, name) for name in ("charge", "runtime_s", "load")),
         )
-        for flag, value in (
-            ("on_battery", payload.on_battery),
-            ("low_battery", payload.low_battery),
-        ):
+        flags = {"on_battery": report.on_battery, "low_battery": report.low_battery}
+        for flag, value in flags.items():
             if flag in data and data[flag] is not value:
                 raise PayloadError(f"field {flag!r} contradicts 'status'")
-        return payload
+        return cls(_field(data, "device", str), _time(data, "ts"), report, sig)
