@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bridge.config import types as t
 from bridge.config._schema import items_of, section, setting, validate_file, validate_text
@@ -76,34 +77,38 @@ class UpsEntry:
         return self.name or self.bridge
 
 
+def _as_on_the_pcs(name: str, kind: Any, doc: str) -> Any:
+    """A policy setting whose default is the shutdown client's (``shutdown.<name>``)."""
+    return setting(getattr(_POLICY_DEFAULTS, name), kind, doc)
+
+
 @dataclass(frozen=True, slots=True)
 class NutPolicyConfig:
-    delay: float = setting(
-        _POLICY_DEFAULTS.delay,
+    delay: float = _as_on_the_pcs(
+        "delay",
         t.duration(0, 86400),
         "`LB` when an announced outage has lasted this long (the PCs' `shutdown.delay`).",
     )
-    on_lost_during_outage: str = setting(
-        _POLICY_DEFAULTS.on_lost_during_outage,
+    on_lost_during_outage: str = _as_on_the_pcs(
+        "on_lost_during_outage",
         t.one_of("continue", "shutdown_now"),
         "As on the PCs (the bridge is reported `DATA-STALE` meanwhile).",
     )
     allow_remote: bool = setting(
         False, t.boolean, "Turn authenticated 'shutdown now' commands into `FSD`."
     )
-    remote_cancel_window: float = setting(
-        _POLICY_DEFAULTS.remote_cancel_window,
+    remote_cancel_window: float = _as_on_the_pcs(
+        "remote_cancel_window",
         t.duration(0, 3600),
         "`FSD` follows a remote 'shutdown now' after this long, unless cancelled.",
     )
-
-    on_low_battery: bool = setting(
-        _POLICY_DEFAULTS.on_low_battery,
+    on_low_battery: bool = _as_on_the_pcs(
+        "on_low_battery",
         t.boolean,
         "A bridge reading a UPS: `LB` (and FSD) when that UPS reports low battery in an outage.",
     )
-    min_runtime: float = setting(
-        _POLICY_DEFAULTS.min_runtime,
+    min_runtime: float = _as_on_the_pcs(
+        "min_runtime",
         t.duration(0, 86400),
         "A bridge reading a UPS: `LB` once its remaining runtime falls below this (0: off).",
     )

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.codec import JsonPayload, _field, _time, loads_object
+from bridge.mqtt.contract.codec import JsonPayload, _field, _sig_of, _time, _with_sig, loads_object
 from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
 
 QOS_UPS: Final = 1
@@ -24,15 +24,14 @@ MAX_STATUS_LENGTH: Final = 128
 
 @dataclass(frozen=True, slots=True)
 class UpsReport:
-    """What the UPS said in one read: NUT's ``ups.status`` and three battery figures."""
+    """What the UPS said in one read: NUT's ``ups.status`` and three figures, ``None`` when
+    the UPS does not report them: ``battery.charge`` (%), ``battery.runtime`` (s) and
+    ``ups.load`` (%)."""
 
     status: str
     charge: float | None = None
-    """``battery.charge``, percent."""
     runtime_s: float | None = None
-    """``battery.runtime``, seconds."""
     load: float | None = None
-    """``ups.load``, percent."""
 
     @property
     def on_battery(self) -> bool:
@@ -88,9 +87,7 @@ class UpsPayload(JsonPayload):
             "runtime_s": report.runtime_s,
             "load": report.load,
         }
-        if self.sig is not None:
-            out["sig"] = self.sig
-        return out
+        return _with_sig(out, self.sig)
 
     @classmethod
     def decode(cls, raw: bytes) -> UpsPayload:
@@ -99,9 +96,7 @@ class UpsPayload(JsonPayload):
         status = _field(data, "status", str).strip()
         if not status or len(status) > MAX_STATUS_LENGTH:
             raise PayloadError("field 'status' out of range")
-        sig = data.get("sig")
-        if sig is not None and not isinstance(sig, str):
-            raise PayloadError("field 'sig' has the wrong type")
+        sig = _sig_of(data)
         report = UpsReport(
             status,
             *(_optional_number(data, name) for name in ("charge", "runtime_s", "load")),
