@@ -8,6 +8,7 @@ bridge's UPS reports ``LB`` (``delay``, as on the PCs) and ``FSD``.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from bridge.shutdown.policy import PolicySettings
 
 DEFAULT_NUT_CONFIG = Path("/etc/powerbridge/nut.yaml")
 NUT_PORT = 3493
-_POLICY_DEFAULTS = ShutdownConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,39 +77,33 @@ class UpsEntry:
         return self.name or self.bridge
 
 
-def _as_on_the_pcs(name: str, kind: Any, doc: str) -> Any:
-    """A policy setting whose default is the shutdown client's (``shutdown.<name>``)."""
-    return setting(getattr(_POLICY_DEFAULTS, name), kind, doc)
+def _as_on_the_pcs(name: str, doc: str) -> Any:
+    """The shutdown client's ``shutdown.<name>`` (default and check), documented anew."""
+    client = {f.name: f for f in dataclasses.fields(ShutdownConfig)}[name]
+    return setting(client.default, client.metadata["check"], doc)
 
 
 @dataclass(frozen=True, slots=True)
 class NutPolicyConfig:
     delay: float = _as_on_the_pcs(
-        "delay",
-        t.duration(0, 86400),
-        "`LB` when an announced outage has lasted this long (the PCs' `shutdown.delay`).",
+        "delay", "`LB` when an announced outage has lasted this long (the PCs' `shutdown.delay`)."
     )
     on_lost_during_outage: str = _as_on_the_pcs(
-        "on_lost_during_outage",
-        t.one_of("continue", "shutdown_now"),
-        "As on the PCs (the bridge is reported `DATA-STALE` meanwhile).",
+        "on_lost_during_outage", "As on the PCs (the bridge is reported `DATA-STALE` meanwhile)."
     )
     allow_remote: bool = setting(
         False, t.boolean, "Turn authenticated 'shutdown now' commands into `FSD`."
     )
     remote_cancel_window: float = _as_on_the_pcs(
         "remote_cancel_window",
-        t.duration(0, 3600),
         "`FSD` follows a remote 'shutdown now' after this long, unless cancelled.",
     )
     on_low_battery: bool = _as_on_the_pcs(
         "on_low_battery",
-        t.boolean,
         "A bridge reading a UPS: `LB` (and FSD) when that UPS reports low battery in an outage.",
     )
     min_runtime: float = _as_on_the_pcs(
         "min_runtime",
-        t.duration(0, 86400),
         "A bridge reading a UPS: `LB` once its remaining runtime falls below this (0: off).",
     )
 
