@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bridge.mqtt.contract import bridge_user, client_user
+from bridge.mqtt.contract import bridge_user, client_user, nut_user
 
 REMOTE_CONFIG_DIR = "/etc/powerbridge"
 """Where the bridge/client configuration keeps its password and CA files (Linux)."""
@@ -92,6 +92,18 @@ def client(directory: Path, client_id: str, host: str) -> str:
             "    tls:",
             "      enabled: true          # port 8883",
             f"      ca_file: {REMOTE_CONFIG_DIR}/ca.crt",
+        ]
+    )
+
+
+def nut(directory: Path, client_id: str, host: str) -> str:
+    user = nut_user(client_id)
+    cred = directory.resolve() / "credentials" / f"{user}.password"
+    return "\n".join(
+        [
+            f"NUT server facade {client_id} (reads status, mains, state, ups; writes its status):",
+            f"  in nut.yaml: nut: {{client_id: {client_id}}}",
+            f"  mqtt: {{host: {host}, username: {user}, password_file: <a copy of {cred}>}}",
         ]
     )
 

@@ -80,6 +80,7 @@ from bridge.mqtt.contract.topics import (
     client_user,
     discovery_topic,
     ha_status_topic,
+    nut_user,
     topic_roots_overlap,
 )
 from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload, UpsReport
@@ -151,6 +152,7 @@ __all__ = [
     "ha_status_topic",
     "largest_sample",
     "loads_object",
+    "nut_user",
     "samples_per_packet",
     "topic_roots_overlap",
 ]

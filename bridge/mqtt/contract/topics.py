@@ -168,6 +168,11 @@ def client_user(client_id: str) -> str:
     return f"client-{client_id}"
 
 
+def nut_user(client_id: str) -> str:
+    """Broker user name of a NUT server facade (``powerbridge nut serve``, ``nut.client_id``)."""
+    return f"nut-{client_id}"
+
+
 HOMEASSISTANT_USER: Final = "homeassistant"
 """Broker user name of Home Assistant (a fixed role, one per broker)."""
 ARCHIVER_USER: Final = "archiver"
