@@ -1,7 +1,7 @@
 """The bridge daemon: wiring and lifecycle only.
 
 Every part — database, spool, publisher, mains report, mains sensor, meter source,
-LEDs, mDNS advertisement — is a :class:`bridge.parts.Part`, started in that order by
+UPS source, LEDs, mDNS advertisement — is a :class:`bridge.parts.Part`, started in that order by
 one :class:`~bridge.parts.Parts` and stopped in reverse on SIGTERM/SIGINT (sources
 first; the publisher sends what is pending before it disconnects; the spool makes its
 final sync point).  Sources run in their own threads and *post* what they produce to
@@ -85,7 +85,7 @@ class Daemon:
         self._notifier, self._pin_factory = notifier, pin_factory
         self._install_signals = install_signals
         self._stop = threading.Event()
-        self._tickers: list[Any] = []
+        self._tickers: list[UpsPublication] = []
         """More ``tick(now) -> next`` of the main loop (the UPS publication)."""
 
     def request_stop(self) -> None:
