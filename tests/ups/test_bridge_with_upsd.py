@@ -202,3 +202,37 @@ def test_bridge_follows_a_scripted_discharge_and_a_client_shuts_down_on_min_runt
         bridge.cleanup()
         watch.mqtt.disconnect()
         homeassistant.disconnect()
+
+
+def test_an_unreachable_upsd_is_shown_in_health_and_never_an_outage(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    from bridge.broker.runner import free_port
+
+    directory = tmp_path / "bridge"
+    extra = f"ups: {{name: dummy, port: {free_port()}, poll: 500ms, timeout: 500ms}}\n"
+    mains = "{source: ups, confirm_off: 100ms, confirm_on: 100ms}"
+    bridge = BridgeProcess(
+        write_config(broker, directory, extra, mains=mains), tmp_path / "bridge.log"
+    )
+    watch = Watch(broker)
+    watch.mqtt.subscribe(watch.topics.health)
+    bridge.start()
+    try:
+        _, health = watch.first(watch.topics.health, lambda d: d.get("ups_link") is False)
+        assert health["broker_connected"] is True
+        time.sleep(3)  # several failed polls
+        assert bridge.process is not None
+        assert bridge.process.poll() is None
+        log = bridge.log_text()
+        assert log.count("cannot read UPS dummy") == 1, log
+        assert "Traceback" not in log
+        late = TestClient(broker, broker.observer).connect()
+        late.subscribe(watch.topics.mains)
+        retained = late.expect(watch.topics.mains, 5)
+        late.disconnect()
+        assert retained.retain
+        assert json.loads(retained.payload)["state"] == "unknown"  # never "off"
+    finally:
+        bridge.cleanup()
+        watch.mqtt.disconnect()
