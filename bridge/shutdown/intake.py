@@ -206,6 +206,8 @@ class Intake:
         # (A copy of the remembered message, first seen in this run after a restart of the
         # client, still tells the tracker what the bridge last said.)
         self._reported.add(device_id)
+        if memory is None or memory.boot != payload.boot:
+            self._ups_ts.pop(device_id, None)  # a new run: its clock may have stepped back
         self._memory[device_id] = Mark(payload.seq, payload.boot, payload.n, payload.state)
         return MainsFact(
             device_id=device_id,
@@ -295,9 +297,11 @@ class Intake:
     def ups_report(self, device_id: str, raw: bytes) -> UpsReport | Ignored | Rejected:
         """Check a ``ups`` payload: signed (with a key), the sender's own, newer than the last.
 
-        A report whose ``ts`` is not after the last accepted one from the same bridge is
-        ignored (the bridge's own clock against itself), so a captured signed report
-        cannot be replayed later to shorten a countdown.
+        A report whose ``ts`` is not after the last accepted one from the same bridge in
+        the same run is ignored (the bridge's own clock against itself), so a captured
+        signed report cannot be replayed later to shorten a countdown.  A new run of the
+        bridge (a new ``boot`` in ``mains``) starts afresh: a Pi's clock may step back
+        across a restart.
         """
         if device_id not in self._bridges:
             return Rejected("unexpected_topic", f"not a watched bridge: {device_id}")

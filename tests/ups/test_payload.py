@@ -96,3 +96,17 @@ def test_retained_and_foreign_reports_are_not_acted_on() -> None:
     spoofed = Intake([DEV, "other"]).ups("other", _report("OB", 1.0, 3, None), retained=False)
     assert isinstance(spoofed, Rejected)
     assert spoofed.reason == "wrong_device"
+
+
+def test_a_new_run_of_the_bridge_may_have_an_earlier_clock() -> None:
+    from bridge.shutdown.view import MainsFact
+    from tests.shutdown.payloads import mains
+
+    intake = Intake([DEV], key=KEY)
+    assert isinstance(intake.mains(DEV, mains("off", 1, device=DEV, key=KEY), 1.0), MainsFact)
+    assert isinstance(intake.ups(DEV, _report("OB", 600.0, 100), retained=False), UpsReport)
+    earlier = _report("OB", 300.0, 5)  # the Pi restarted with its clock behind
+    assert isinstance(intake.ups(DEV, earlier, retained=False), Ignored)  # same run: a replay
+    restarted = mains("off", 2, device=DEV, key=KEY, boot="b0075eed00000002")
+    assert isinstance(intake.mains(DEV, restarted, 2.0), MainsFact)
+    assert isinstance(intake.ups(DEV, _report("OB", 290.0, 6), retained=False), UpsReport)
