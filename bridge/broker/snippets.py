@@ -97,15 +97,15 @@ def client(directory: Path, client_id: str, host: str) -> str:
 
 
 def nut(directory: Path, client_id: str, host: str) -> str:
+    """Where the NUT facade's identity goes (it reads bridges' topics; writes its status)."""
     user = nut_user(client_id)
-    cred = directory.resolve() / "credentials" / f"{user}.password"
-    return "\n".join(
-        [
-            f"NUT server facade {client_id} (reads status, mains, state, ups; writes its status):",
-            f"  in nut.yaml: nut: {{client_id: {client_id}}}",
-            f"  mqtt: {{host: {host}, username: {user}, password_file: <a copy of {cred}>}}",
-        ]
+    secret = directory.resolve() / "credentials" / f"{user}.password"
+    lines = (
+        f"NUT server facade {client_id}: in /etc/powerbridge/nut.yaml (docs/nut.md)",
+        f"  nut: {{client_id: {client_id}}}",
+        f"  mqtt: {{host: {host}, username: {user}, password_file: <a copy of {secret}>}}",
     )
+    return "\n".join(lines)
 
 
 def homeassistant(directory: Path, host: str) -> str:
