@@ -73,7 +73,7 @@ class GapConfig:
         "(`cmd/resend`); earlier, it may still be on its way.",
     )
     resend_every: float = setting(
-        300.0, t.duration(5, 86400), "Ask again this often while the gap stays open."
+        300.0, t.duration(1, 86400), "Ask again this often while the gap stays open."
     )
     lost_after: float = setting(
         7 * 86400.0,

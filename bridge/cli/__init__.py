@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "config_cmd",
     "demo",
     "watch",
+    "archive",
     "version",
 )
 
