@@ -62,6 +62,21 @@ example:
 """
 
 
+def _need_extra() -> None:
+    """The archive's libraries are an extra: say how to install them instead of a traceback."""
+    import importlib.util
+
+    missing = [
+        name
+        for name in ("psycopg", "starlette", "uvicorn", "prometheus_client")
+        if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise UsageError(
+            f"the archive needs {', '.join(missing)}: pip install 'powerbridge[archive]'"
+        )
+
+
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c",
@@ -107,6 +122,7 @@ def _help(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _need_extra()
     from bridge.archive.config import load
     from bridge.archive.service import ArchiveService
 
@@ -128,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    _need_extra()
     import json
 
     from bridge.archive.checks import run_archive_checks
@@ -155,6 +172,7 @@ def _time_ms(text: str | None, default: int, what: str) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _need_extra()
     import time
 
     from bridge.archive.config import load
