@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,12 @@ def sample_ts(seq: int, start: datetime = TODAY - timedelta(hours=1), hz: float 
     return start + timedelta(seconds=seq / hz)
 
 
+def power(seq: int) -> float:
+    """A rack's day: busier in the afternoon, a ripple, a little noise."""
+    day = math.sin(2 * math.pi * seq / 86_400)
+    return round(180.0 + 70.0 * day + 12.0 * math.sin(seq / 700) + (seq * 7919 % 13), 1)
+
+
 def samples(device: str, seqs: Iterable[int], *, start: datetime | None = None) -> bytes:
     base = start or TODAY - timedelta(hours=1)
     return encode_samples(
@@ -33,8 +40,8 @@ def samples(device: str, seqs: Iterable[int], *, start: datetime | None = None) 
                 seq,
                 sample_ts(seq, base),
                 1,
-                {"power_w": 100.0 + seq % 50, "voltage_v": 230.0 + (seq % 7) / 10,
-                 "current_a": 0.5, "energy_wh": 1000.0 + seq},
+                {"power_w": power(seq), "voltage_v": round(230.0 + 3 * math.sin(seq / 9000) + (seq % 7) / 20, 2),
+                 "current_a": round(power(seq) / 230.0, 3), "energy_wh": 1000.0 + seq},
             )
             for seq in seqs
         ],

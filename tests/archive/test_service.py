@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bridge.archive import config as archive_config
@@ -57,16 +58,21 @@ def test_archives_what_a_bridge_publishes_and_shows_it(
         wait_for(lambda: service.ingest.figures.rejected["malformed"] == 1, 5, "the rejection")
         assert store.missing() == {DEVICE: 0}
         assert service.served is not None
-        reply = httpx.get(service.served.url + "api/fleet", timeout=5).json()
+        reply = json.loads(fetch(service.served.url + "api/fleet"))
         (row,) = reply["devices"]
         assert (row["device"], row["mains"], row["online"]) == (DEVICE, "on", True)
         assert row["deployment"] == "Berlin rack A"
         assert row["health"]["cpu_temperature_c"] == 48.5
-        metrics = httpx.get(service.served.url + "metrics", timeout=5).text
+        metrics = fetch(service.served.url + "metrics")
         assert 'powerbridge_archive_rejected_total{reason="malformed"} 1.0' in metrics
         assert "powerbridge_archive_samples_stored_total 1000.0" in metrics
     finally:
         service.stop()
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return str(reply.read().decode())
 
 
 class FlakyStore(SqliteStore):

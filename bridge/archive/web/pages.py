@@ -27,7 +27,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .chart{width:100%;max-width:900px;height:auto;background:#fff;border:1px solid #e1e4e8}
 .chart .plot{fill:#fff} .chart .grid{stroke:#eef0f2} .chart .axis{font-size:11px;fill:#6a737d}
 .chart .envelope{fill:#b6d4f5;stroke:none} .chart .line{fill:none;stroke:#0b5cad;stroke-width:1.2}
-.chart .outage{fill:#f5b6b1;opacity:.55} .chart .empty{fill:#6a737d}
+.chart .outage{fill:#d73a2f;opacity:.28} .chart .empty{fill:#6a737d}
 nav a{margin-right:1em} form{margin:.6em 0}
 """
 
@@ -190,7 +190,7 @@ def device_page(data: DeviceData) -> str:
     d = quote(data.device)
     other = "week" if data.range_name == "day" else "day"
     charts = "".join(
-        f"<h2>{title}</h2>"
+        f"<h2>{title} ({unit})</h2>"
         + chart(
             data.points, quantity, title=f"{data.device} {title}", unit=unit,
             start_ms=data.start_ms, end_ms=data.end_ms, outages=data.outages,

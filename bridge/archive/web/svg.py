@@ -3,7 +3,7 @@
 Pure functions from numbers to markup: no script, no external file, so a page works
 offline and prints.  A series is drawn as its min–max envelope (a light band: the
 extremes the downsampling averaged away stay visible) under the line of its means;
-outages are shaded bands across the whole height.
+outages are translucent bands across the whole height, drawn on top.
 """
 
 from __future__ import annotations
@@ -65,17 +65,10 @@ def chart(
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f'aria-label="{escape(title)} ({escape(unit)})" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
         f'<rect x="{PAD_LEFT}" y="{PAD_TOP}" width="{plot_w}" height="{plot_h}" class="plot"/>',
     ]
-    for outage in outages:
-        left = x(outage.started_ms)
-        right = x(outage.ended_ms if outage.ended_ms is not None else end_ms)
-        parts.append(
-            f'<rect class="outage" x="{left:.1f}" y="{PAD_TOP}" '
-            f'width="{max(1.0, right - left):.1f}" height="{plot_h}"><title>outage</title></rect>'
-        )
     parts.extend(
         f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" '
         f'y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
@@ -89,7 +82,6 @@ def chart(
             f'<text class="axis" x="{x(ms):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
             f"{_time_label(ms, span)}</text>"
         )
-    parts.append(f'<text class="axis" x="{PAD_LEFT + 4}" y="{PAD_TOP + 12}">{escape(unit)}</text>')
     if values:
         upper = " ".join(f"{x(ms):.1f},{y(v[2]):.1f}" for ms, v in values)
         lower = " ".join(f"{x(ms):.1f},{y(v[1]):.1f}" for ms, v in reversed(values))
@@ -100,6 +92,13 @@ def chart(
         parts.append(
             f'<text class="empty" x="{PAD_LEFT + plot_w / 2}" y="{PAD_TOP + plot_h / 2}" '
             'text-anchor="middle">no samples in this period</text>'
+        )
+    for outage in outages:
+        left = x(outage.started_ms)
+        right = x(outage.ended_ms if outage.ended_ms is not None else end_ms)
+        parts.append(
+            f'<rect class="outage" x="{left:.1f}" y="{PAD_TOP}" '
+            f'width="{max(1.0, right - left):.1f}" height="{plot_h}"><title>outage</title></rect>'
         )
     parts.append("</svg>")
     return "".join(parts)
