@@ -31,6 +31,10 @@ def power(seq: int) -> float:
     return round(180.0 + 70.0 * day + 12.0 * math.sin(seq / 700) + (seq * 7919 % 13), 1)
 
 
+def voltage(seq: int) -> float:
+    return round(230.0 + 3 * math.sin(seq / 9000) + (seq % 7) / 20, 2)
+
+
 def samples(device: str, seqs: Iterable[int], *, start: datetime | None = None) -> bytes:
     base = start or TODAY - timedelta(hours=1)
     return encode_samples(
@@ -40,7 +44,7 @@ def samples(device: str, seqs: Iterable[int], *, start: datetime | None = None) 
                 seq,
                 sample_ts(seq, base),
                 1,
-                {"power_w": power(seq), "voltage_v": round(230.0 + 3 * math.sin(seq / 9000) + (seq % 7) / 20, 2),
+                {"power_w": power(seq), "voltage_v": voltage(seq),
                  "current_a": round(power(seq) / 230.0, 3), "energy_wh": 1000.0 + seq},
             )
             for seq in seqs

@@ -19,11 +19,13 @@ def seed_fleet(ingest: Ingest, *, now: datetime = TODAY, hours: float = 24.0) ->
         messages.append(
             msg("berlin-rack-a", "samples", samples("berlin-rack-a", seqs, start=start))
         )
+    lab = now - timedelta(minutes=4)
     began = now - timedelta(hours=5)
+    back = began + timedelta(minutes=40)
+    b = "berlin-rack-a"
     messages += [
-        msg("berlin-rack-a", "events", event("berlin-rack-a", count + 1, "outage_started", began, None)),
-        msg("berlin-rack-a", "events", event(
-            "berlin-rack-a", count + 2, "outage_ended", began, began + timedelta(minutes=40))),
+        msg(b, "events", event(b, count + 1, "outage_started", began, None)),
+        msg(b, "events", event(b, count + 2, "outage_ended", began, back)),
         msg("berlin-rack-a", "mains", mains("berlin-rack-a", "on")),
         msg("berlin-rack-a", "health", health("berlin-rack-a")),
         msg("berlin-rack-a", "deployment", deployment("berlin-rack-a")),
@@ -36,7 +38,7 @@ def seed_fleet(ingest: Ingest, *, now: datetime = TODAY, hours: float = 24.0) ->
         msg("paris-rack-a", "mains", mains("paris-rack-a", "off")),
         msg("paris-rack-a", "deployment", deployment("paris-rack-a", "Paris rack A")),
         msg("paris-rack-a", "status", b"offline"),
-        msg("lab-pi", "samples", samples("lab-pi", range(1, 240), start=now - timedelta(minutes=4))),
+        msg("lab-pi", "samples", samples("lab-pi", range(1, 240), start=lab)),
     ]  # fmt: skip
     for start_index in range(0, len(messages), 20):
         batch, _ = ingest.build(messages[start_index : start_index + 20])
