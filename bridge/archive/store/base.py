@@ -400,6 +400,10 @@ class SqlStore(ABC):
             )
         ]
 
+    def stored_count(self) -> int:
+        """Samples stored, from the daily counters (cheap on any size of archive)."""
+        return int(self._all("SELECT COALESCE(SUM(samples), 0) FROM daily")[0][0])
+
     def sample_count(self, device: str | None = None) -> int:
         where, params = ("WHERE device = ?", (device,)) if device else ("", ())
         return int(self._all(f"SELECT COUNT(*) FROM samples {where}", params)[0][0])  # noqa: S608
