@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S: Final = 7 * 86400
 """MQTT 5: how long the broker keeps the archive's queue while it is away."""
+RECEIVE_MAXIMUM: Final = 200
+"""MQTT 5: unacknowledged messages the broker may send ahead (up to 100,000 samples of
+500-sample batches): enough to keep the writer busy while a batch commits, and a bound on
+what waits in memory.  (MQTT 3.1.1 has no such field: the broker's
+``max_inflight_messages``, 20 by default, is the window.)"""
 RETENTION_EVERY_S: Final = 3600.0
 
 
@@ -173,6 +178,7 @@ class ArchiveService:
 
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            properties.ReceiveMaximum = RECEIVE_MAXIMUM
             client.connect_async(
                 mqtt_config.host, port, keepalive, clean_start=False, properties=properties
             )

@@ -24,6 +24,7 @@ actions:
   run      run the archive service in the foreground (what the systemd unit runs)
   check    health checks: configuration, database, broker, management view, fleet
   export   write a device's samples in a time range as CSV
+  unit     print the systemd unit that runs `archive run`
 
 Its own configuration file (default /etc/powerbridge/archive.yaml); every key is in
 docs/fleets.md. Documentation: docs/fleets.md
@@ -114,6 +115,18 @@ def register(subparsers: Any) -> None:
     export.add_argument("--from", dest="start", metavar="TIME", help="start (inclusive)")
     export.add_argument("--to", dest="end", metavar="TIME", help="end (exclusive); default now")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    unit = add_command(
+        sub,
+        "unit",
+        "print the systemd unit that runs the archive",
+        _unit,
+        "Print a systemd unit that runs `powerbridge archive run` with this Python, as\n"
+        "--user, with the configuration -c. Install it with:\n\n"
+        "  powerbridge archive unit > /etc/systemd/system/powerbridge-archive.service\n"
+        "  systemctl daemon-reload && systemctl enable --now powerbridge-archive",
+    )
+    _config_option(unit)
+    unit.add_argument("--user", default="powerbridge", help="system user (default powerbridge)")
 
 
 def _help(args: argparse.Namespace) -> int:
@@ -193,4 +206,11 @@ def _export(args: argparse.Namespace) -> int:
         store.close()
         if args.output:
             out.close()
+    return int(ExitCode.OK)
+
+
+def _unit(args: argparse.Namespace) -> int:
+    from bridge.archive.unit import render_unit
+
+    sys.stdout.write(render_unit(user=args.user, config=args.config))
     return int(ExitCode.OK)
