@@ -21,6 +21,7 @@ for missing ranges through ``request``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -44,6 +45,8 @@ Request = Callable[[Gap], None]
 """Ask a bridge to send a range again."""
 
 REJECT_LOG_INTERVAL_S: Final = 60.0
+INBOX_LIMIT: Final = 200
+"""Messages received and not yet taken by the writer (about 100,000 samples of replay)."""
 QUIET_S: Final = 0.01
 """A batch is written once no message has arrived for this long."""
 SAMPLE_BYTES: Final = 100
@@ -118,7 +121,7 @@ class Ingest:
         self.figures = Figures()
         self.ack: Ack = lambda _mid: None
         self.request: Request = lambda _gap: None
-        self._inbox: queue.Queue[Message | None] = queue.Queue()
+        self._inbox: queue.Queue[Message | None] = queue.Queue(maxsize=INBOX_LIMIT)
         self._stop = threading.Event()
         self._pending_lost: list[Gap] = []
         self._dirty: set[str] = set()
@@ -139,13 +142,25 @@ class Ingest:
             self.tracker.restore(device, high, by_device.get(device, []))
 
     def offer(self, message: Message) -> None:
-        """Called from the MQTT thread: queue a message for the writer."""
+        """Called from the MQTT thread: queue a message for the writer.
+
+        Blocks while :data:`INBOX_LIMIT` messages wait: the MQTT thread then stops
+        reading its socket and TCP holds the broker back, which keeps the rest queued.
+        (Brokers do not all bound what they send ahead of acknowledgements.)
+        """
         self.idle.clear()
-        self._inbox.put(message)
+        while not self._stop.is_set():
+            try:
+                self._inbox.put(message, timeout=0.5)
+            except queue.Full:
+                continue
+            return
 
     def stop(self) -> None:
         self._stop.set()
-        self._inbox.put(None)
+        # A full inbox: the writer sees the stop flag after its current batch.
+        with contextlib.suppress(queue.Full):
+            self._inbox.put_nowait(None)
 
     @property
     def backlog(self) -> int:

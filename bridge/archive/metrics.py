@@ -26,7 +26,14 @@ PREFIX = "powerbridge_archive"
 class ArchiveCollector(Collector):
     """Fleet gauges from the store, ingest counters from :class:`Figures`."""
 
-    def __init__(self, store: SqlStore, figures: Figures, now_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        figures: Figures,
+        now_ms: Callable[[], int],
+        backlog: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.backlog = backlog
         self.store = store
         self.figures = figures
         self.now_ms = now_ms
@@ -81,6 +88,9 @@ class ArchiveCollector(Collector):
             f"{PREFIX}_database_up", "1 while the database accepts writes",
             0 if f.db_down_since is not None else 1,
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            f"{PREFIX}_backlog", "Messages received, waiting for the writer", self.backlog()
+        )
         mono = time.monotonic()
         rate = 0.0
         if self._last is not None and mono > self._last[0]:
@@ -91,7 +101,12 @@ class ArchiveCollector(Collector):
         )
 
 
-def registry(store: SqlStore, figures: Figures, now_ms: Callable[[], int]) -> CollectorRegistry:
+def registry(
+    store: SqlStore,
+    figures: Figures,
+    now_ms: Callable[[], int],
+    backlog: Callable[[], int] = lambda: 0,
+) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(ArchiveCollector(store, figures, now_ms))
+    reg.register(ArchiveCollector(store, figures, now_ms, backlog))
     return reg

@@ -93,9 +93,10 @@ def create_app(
     stale_after_s: float = 360.0,
     username: str | None = None,
     password: str | None = None,
+    backlog: Callable[[], int] = lambda: 0,
 ) -> Starlette:
     """The application; ``now_ms`` is the archive's clock (tests freeze it)."""
-    metrics = registry(store, figures, now_ms)
+    metrics = registry(store, figures, now_ms, backlog)
 
     def views() -> tuple[int, Any]:
         now = now_ms()

@@ -55,6 +55,7 @@ class WebServer:
             stale_after_s=http.stale_after,
             username=http.username,
             password=config.http_password() if http.username else None,
+            backlog=lambda: self.service.ingest.backlog,
         )
         server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
