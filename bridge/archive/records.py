@@ -93,7 +93,7 @@ def decode(  # noqa: PLR0911 - one return per kind of topic reads best
         head = loads_object(payload)
         _same_device(head.get("device"), device)
         rows: list[SampleRow] = [
-            (device, s.seq, epoch_ms(s.ts), s.channel, *(s.values.get(q) for q in QUANTITIES))
+            (device, s.seq, epoch_ms(s.ts), s.channel, *map(s.values.get, QUANTITIES))
             for s in decode_samples(payload)
         ]
         return Decoded(kind, device, samples=rows)
