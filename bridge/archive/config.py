@@ -20,6 +20,9 @@ from bridge.mqtt.contract import ARCHIVER_USER
 
 DEFAULT_ARCHIVE_CONFIG: Final = Path("/etc/powerbridge/archive.yaml")
 DEFAULT_DATABASE: Final = "sqlite:///var/lib/powerbridge/archive.db"
+DEFAULT_CLIENT_ID: Final = "powerbridge-archiver"
+"""``mqtt.client_id`` by default: one fixed id, so the broker keeps one persistent session.
+(The ``mqtt`` section is the bridges' own; its bridge-only keys are ignored here.)"""
 
 
 def database_url(value: object) -> str:
@@ -123,11 +126,10 @@ class ArchiveConfig:
     gaps: GapConfig = section(GapConfig, "Missing sequence numbers: asking again, giving up.")
     http: HttpConfig = section(HttpConfig, "The management view.")
     mqtt: MqttConfig = section(MqttConfig, "The broker (the `archiver` role).")
-    client_id: str = setting(
-        "powerbridge-archiver",
-        t.text(1, 128),
-        "Fixed MQTT client id: the broker keeps this session's queue while the archive is down.",
-    )
+    @property
+    def client_id(self) -> str:
+        """Fixed: the broker keeps this session's queue while the archive is down."""
+        return self.mqtt.client_id or DEFAULT_CLIENT_ID
 
     @property
     def username(self) -> str:
@@ -174,3 +176,18 @@ def load(path: Path) -> ArchiveConfig:
 
 def parse(text: str, file: str = "archive.yaml") -> ArchiveConfig:
     return validate_text(ArchiveConfig, text, file, post=problems)
+
+
+REFERENCE_BEGIN: Final = "<!-- BEGIN archive.yaml reference (bridge/archive/config.py) -->"
+REFERENCE_END: Final = "<!-- END archive.yaml reference -->"
+
+
+def reference_table() -> str:
+    """Every key of ``archive.yaml`` as a Markdown table (docs/fleets.md keeps a copy)."""
+    from bridge.config._schema import reference
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, doc in reference(ArchiveConfig):
+        shown = f"`{default}`" if default else ""
+        lines.append(f"| `{key}` | {shown} | {doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"

@@ -262,7 +262,7 @@ mqtt:
   password_file: {json.dumps(str(password_file))}
   keepalive: 10s
   base_topic: {BASE}
-client_id: powerbridge-demo-archive
+  client_id: powerbridge-demo-archive
 """
 
 

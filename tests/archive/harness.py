@@ -46,7 +46,7 @@ mqtt:
   password_file: {password}
   reconnect_min: 0.2
   reconnect_max: 1
-client_id: {client_id}
+  client_id: {client_id}
 {extra}""",
         encoding="utf-8",
     )

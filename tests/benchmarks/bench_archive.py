@@ -85,8 +85,7 @@ class Rig:
             f"archive: {{database: '{database}'}}\n"
             f"http: {{host: 127.0.0.1, port: {self.http_port}}}\n"
             f"mqtt: {{host: 127.0.0.1, port: {self.broker.port}, username: archiver, "
-            f"password_file: {password}, protocol: '{PROTOCOL}'}}\n"
-            "client_id: bench-archive\n"
+            f"password_file: {password}, protocol: '{PROTOCOL}', client_id: bench-archive}}\n"
         )
         log = (self.work / "archive.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
