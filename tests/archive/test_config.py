@@ -40,3 +40,14 @@ def test_unknown_keys_are_refused_with_their_line() -> None:
     with pytest.raises(ConfigError) as info:
         parse("archive:\n  databse: x\n")
     assert info.value.problems[0].line == 2
+
+
+def test_docs_fleets_carries_the_current_key_reference() -> None:
+    from bridge.archive.config import REFERENCE_BEGIN, REFERENCE_END, reference_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "fleets.md").read_text(encoding="utf-8")
+    block = doc.split(REFERENCE_BEGIN, 1)[1].split(REFERENCE_END, 1)[0]
+    assert block.strip() == reference_table().strip(), (
+        "docs/fleets.md's archive.yaml reference is stale: paste reference_table() between "
+        "its markers"
+    )
