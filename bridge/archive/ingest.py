@@ -1,9 +1,9 @@
 """From received messages to committed rows, acknowledged only once they are stored.
 
 The MQTT thread hands every message (topic, payload and its packet id) to
-:meth:`Ingest.offer`; the writer thread (:meth:`Ingest.run`) decodes a batch of
-them, updates the gap bookkeeping, writes everything in one transaction and only
-then acknowledges the messages to the broker.  So:
+:meth:`Ingest.offer`; the ingest thread (:meth:`Ingest.run`) decodes a batch of
+them and updates the gap bookkeeping; the database thread writes the batch in one
+transaction and only then acknowledges its messages to the broker.  So:
 
 * a message is acknowledged only when its rows are committed: an archive killed at
   any point gets the unacknowledged messages again from its persistent session;
@@ -15,7 +15,7 @@ then acknowledges the messages to the broker.  So:
   stored.
 
 Gap bookkeeping lives in :class:`~bridge.archive.gaps.GapTracker`; its time passes
-in :meth:`Ingest.tick` (on the writer thread, once a second), which also asks
+in :meth:`Ingest.tick` (on the ingest thread, once a second), which also asks
 for missing ranges through ``request``.
 """
 
@@ -127,6 +127,9 @@ class Ingest:
         self._dirty: set[str] = set()
         """Devices whose gaps changed outside a message (a request, a loss)."""
         self._next_tick = 0.0
+        self._built: queue.Queue[tuple[Batch, list[int]] | None] = queue.Queue(maxsize=1)
+        """Decoded batches waiting for the database thread (one, while another commits)."""
+        self._writing = False
         self._last_reject_log: dict[str, float] = {}
         self.idle = threading.Event()
         """Set while nothing is waiting to be written (tests and benchmarks wait on it)."""
@@ -166,18 +169,45 @@ class Ingest:
     def backlog(self) -> int:
         return self._inbox.qsize()
 
-    # -- the writer thread ------------------------------------------------------------
+    # -- the threads --------------------------------------------------------------------
     def run(self) -> None:
-        """Write batches until :meth:`stop`; what is not committed is not acknowledged."""
+        """Decode batches until :meth:`stop`, while a second thread writes the previous one.
+
+        Decoding (Python) and writing (mostly the database's time) overlap: one batch is
+        decoded while the one before it commits.  What is not committed is not acknowledged.
+        """
+        writer = threading.Thread(target=self._write_loop, name="archive-db", daemon=True)
+        writer.start()
         while not self._stop.is_set():
             messages = self._collect()
             if time.monotonic() >= self._next_tick:
                 self._next_tick = time.monotonic() + TICK_S
                 self.tick()
             if messages or self._dirty:
-                self._handle(messages)
-            if self._inbox.empty():
+                self._put_built(self.build(messages))
+            elif self._inbox.empty() and self._built.empty() and not self._writing:
                 self.idle.set()
+        self._built.put(None)
+        writer.join(timeout=30)
+
+    def _put_built(self, item: tuple[Batch, list[int]]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._built.put(item, timeout=0.5)
+            except queue.Full:
+                continue
+            return
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._built.get()
+            if item is None:
+                return
+            self._writing = True
+            try:
+                self._write(*item)
+            finally:
+                self._writing = False
 
     def _collect(self) -> list[Message]:
         """Messages for one transaction: until the inbox has been quiet for :data:`QUIET_S`
@@ -203,8 +233,7 @@ class Ingest:
                 deadline = time.monotonic() + self.flush_interval
         return messages
 
-    def _handle(self, messages: list[Message]) -> None:
-        batch, acks = self.build(messages)
+    def _write(self, batch: Batch, acks: list[int]) -> None:
         started = time.monotonic()
         while True:
             try:
