@@ -7,8 +7,12 @@ re-rootable with :meth:`HealthPaths.under` for tests) and external commands
 (:class:`HealthCommands`) are injectable.  The parsers are pure functions tested
 against captured file contents in ``tests/fixtures/health/``.
 
-The daemon adds what only it knows (meter link, broker link, spool) through
-:class:`DynamicHealth`.
+The daemon adds what only it knows (meter link, broker link, spool, mains flaps)
+through :class:`~bridge.model.DynamicHealth` (the part of
+:class:`~bridge.model.HealthSnapshot` it fills), assembled here by
+:func:`daemon_health` from the parts themselves; :class:`HealthReport` publishes the
+retained ``health`` topic every ``health.interval`` and soon after a link changes
+(moved here from the daemon, which only wires it).
 """
 
 from __future__ import annotations
@@ -22,17 +26,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from bridge import __version__
 from bridge.clock import Clock, SystemClock, isoformat_utc, kernel_clock_synchronised
 from bridge.config.bridge import HealthConfig
-from bridge.model import HealthSnapshot
+from bridge.model import DynamicHealth, HealthSnapshot
+from bridge.mqtt.contract import QOS_HEALTH, HealthPayload
+
+if TYPE_CHECKING:
+    from bridge.mains import MainsSensor
+    from bridge.meters.source import MeterSource
+    from bridge.mqtt.publisher import BridgePublisher
+    from bridge.mqtt.spool import Spool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+HEALTH_SOON_S: Final = 0.5
+"""After a meter link change or a connect, the health report follows this soon."""
 MB: Final = 1_000_000
 """Bytes per MB (the unit of ``disk_free_mb``/``process_rss_mb`` is the SI megabyte)."""
 
@@ -83,19 +96,6 @@ class HealthCommands:
     adjtimex: bool = True
     """Ask the kernel (``adjtimex``) whether the clock is synchronised, before timedatectl."""
     timeout: float = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class DynamicHealth:
-    """What only the daemon knows; ``None`` where it does not apply (no meter, no spool)."""
-
-    meter_link: bool | None = None
-    last_reading_age_s: float | None = None
-    broker_connected: bool | None = None
-    broker_reconnects: int | None = None
-    spool_depth: int | None = None
-    spool_dropped: int | None = None
-    flap_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +214,7 @@ class HealthMonitor:
         self.data_dir = Path(data_dir)
         self.paths = paths or HealthPaths()
         self.commands = commands or HealthCommands()
-        self._clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self._version = version
         self._failed: set[str] = set()
 
@@ -294,7 +294,7 @@ class HealthMonitor:
             return found
         if uptime is None:
             return None
-        approx = self._clock.utcnow() - timedelta(seconds=uptime)
+        approx = self.clock.utcnow() - timedelta(seconds=uptime)
         return approx.replace(microsecond=0)
 
     def throttling(self) -> Throttling | None:
@@ -351,7 +351,7 @@ class HealthMonitor:
         else:
             under_voltage = self.under_voltage_hwmon()
         return HealthSnapshot(
-            time=self._clock.utcnow(),
+            time=self.clock.utcnow(),
             software_version=self._version,
             cpu_temperature_c=self.cpu_temperature(),
             load_1m=self.load_1m(),
@@ -363,15 +363,9 @@ class HealthMonitor:
             under_voltage_occurred=flags.under_voltage_occurred if flags else None,
             throttled=flags.throttled if flags else None,
             clock_synchronised=self.clock_synchronised(),
-            meter_link=dyn.meter_link,
-            last_reading_age_s=dyn.last_reading_age_s,
-            broker_connected=dyn.broker_connected,
-            broker_reconnects=dyn.broker_reconnects,
-            spool_depth=dyn.spool_depth,
-            spool_dropped=dyn.spool_dropped,
-            flap_count=dyn.flap_count,
             process_rss_mb=self.process_rss_mb(),
             extra=extra,
+            **{f.name: getattr(dyn, f.name) for f in dataclasses.fields(DynamicHealth)},
         )
 
 
@@ -416,3 +410,62 @@ def problems(snapshot: HealthSnapshot, config: HealthConfig) -> list[str]:
     if snapshot.broker_connected is False:
         found.append("broker unreachable")
     return found
+
+
+# --------------------------------------------------------------------------- the daemon's report
+
+
+def daemon_health(
+    *,
+    clock: Clock,
+    publisher: BridgePublisher,
+    spool: Spool,
+    meter: MeterSource | None,
+    sensor: MainsSensor | None,
+) -> DynamicHealth:
+    """What only the running daemon knows, read from its parts (``None`` for a missing part)."""
+    age = None
+    if meter is not None and meter.last_reading_monotonic is not None:
+        age = max(0.0, clock.monotonic() - meter.last_reading_monotonic)
+    return DynamicHealth(
+        meter_link=bool(meter.link_up) if meter is not None else None,
+        last_reading_age_s=age,
+        broker_connected=publisher.connected,
+        broker_reconnects=publisher.reconnects,
+        spool_depth=spool.depth,
+        spool_dropped=spool.dropped,
+        flap_count=sensor.flap_count if sensor is not None else None,
+    )
+
+
+class HealthReport:
+    """The retained ``health`` topic: every ``health.interval``, sooner after :meth:`soon`."""
+
+    def __init__(
+        self,
+        monitor: HealthMonitor,
+        publisher: BridgePublisher,
+        dynamic: Callable[[], DynamicHealth],
+        *,
+        device_id: str,
+    ) -> None:
+        self._monitor = monitor
+        self._publisher = publisher
+        self._dynamic = dynamic
+        self._device = device_id
+        self._clock = monitor.clock
+        self._next = self._clock.monotonic()
+
+    def soon(self) -> None:
+        """Report within :data:`HEALTH_SOON_S` (a link changed)."""
+        self._next = min(self._next, self._clock.monotonic() + HEALTH_SOON_S)
+
+    def tick(self, now: float) -> float:
+        """Publish when due; return when the next report is due."""
+        if now >= self._next:
+            self._next = now + self._monitor.config.interval
+            snapshot = self._monitor.snapshot(self._dynamic())
+            payload = HealthPayload(self._device, health_values(snapshot)).encode()
+            publisher = self._publisher
+            publisher.retain(publisher.topics.health, lambda: payload, QOS_HEALTH)
+        return self._next

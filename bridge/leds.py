@@ -14,7 +14,9 @@ udev rule ``99-powerbridge-leds.rules`` lets the service group write them) and
 :class:`GpioLeds` drives external LEDs with gpiozero.  The blink pattern is a
 pure function of the time since the fault began (:func:`level_at`), and
 :meth:`FaultLeds.tick` applies it for "now" on the injected clock, so tests
-record every write without sleeping.  See ``docs/leds.md``.
+record every write without sleeping.  :class:`LinkStatus` decides which link fault
+shows where (and the service manager's status line); the daemon only ticks it.
+See ``docs/leds.md``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import LedsConfig
+from bridge.parts import Worker
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +248,10 @@ class _Fault:
     since: float
 
 
-class FaultLeds:
+class FaultLeds(Worker):
     """Blink the fault codes that :meth:`update` reports; restore the LEDs when all is well."""
+
+    thread_name = "fault-leds"
 
     def __init__(
         self,
@@ -259,6 +264,7 @@ class FaultLeds:
         broker_code: BlinkCode = BROKER_CODE,
         meter_code: BlinkCode = METER_CODE,
     ) -> None:
+        super().__init__()
         self.config = config
         self._backend = backend
         self._pin_factory = pin_factory
@@ -270,9 +276,7 @@ class FaultLeds:
         self._unavailable: set[str] = set()
         self._level: dict[str, bool] = {}
         self._lock = threading.RLock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._woken = threading.Event()
 
     @property
     def enabled(self) -> bool:
@@ -291,20 +295,17 @@ class FaultLeds:
 
     def start(self) -> None:
         """Start the blinking thread (nothing happens with ``leds.enabled: false``)."""
-        if not self.enabled or self._thread is not None:
-            return
-        self._backend_or_default()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="fault-leds", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            super().start()
 
-    def close(self) -> None:
-        """Stop blinking and give every LED back to the system (idempotent)."""
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5)
+    def _starting(self) -> None:
+        self._backend_or_default()
+
+    def _wake(self) -> None:
+        self._woken.set()
+
+    def _stopped(self) -> None:
+        """Give every LED back to the system."""
         with self._lock:
             backend = self._backend
             if backend is None:
@@ -314,13 +315,6 @@ class FaultLeds:
             self._held.clear()
             self._level.clear()
             backend.close()
-
-    def __enter__(self) -> FaultLeds:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def update(self, broker_ok: bool, meter_ok: bool) -> None:
         """Report the link states; a new fault starts its code at once, from its first blink."""
@@ -341,7 +335,7 @@ class FaultLeds:
             if changed:
                 self.tick()
         if changed:
-            self._wake.set()
+            self._woken.set()
 
     def tick(self) -> float | None:
         """Apply every LED's level for now; return seconds until the next change (or None)."""
@@ -372,8 +366,8 @@ class FaultLeds:
             return next_change
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()  # before tick(): an update() from now on wakes the wait below
+        while not self._stopping.is_set():
+            self._woken.clear()  # before tick(): an update() from now on wakes the wait below
             try:
                 delay = self.tick()
             except Exception:  # LEDs are cosmetic: never let them kill the bridge
@@ -383,4 +377,43 @@ class FaultLeds:
             if self._sleep is not None:
                 self._sleep(wait)
             else:
-                self._wake.wait(wait)
+                self._woken.wait(wait)
+
+
+# --------------------------------------------------------------------------- link status
+
+
+@dataclass(eq=False)
+class LinkStatus:
+    """The links as field staff see them: LED fault codes and the service manager's status line.
+
+    :meth:`tick` (every turn of the daemon's loop) reads the broker and meter links and,
+    on a change only, updates the LEDs and the status line (``connected; meter ok``); a
+    change seen while the broker is connected (it came back, or the meter link changed)
+    calls ``on_broker_up``, so that the health report follows soon.
+    Moved here from the daemon: which fault shows where is LED policy.
+    """
+
+    leds: FaultLeds
+    broker_ok: Callable[[], bool]
+    meter_ok: Callable[[], bool] | None
+    """``None``: the bridge has no meter (nothing about it is shown)."""
+    status: Callable[[str], object] | None = None
+    on_broker_up: Callable[[], None] | None = None
+    _shown: tuple[bool, bool] | None = field(default=None, init=False)
+
+    def tick(self) -> None:
+        """Show the links' state if it changed since the last call."""
+        broker = self.broker_ok()
+        meter = self.meter_ok is None or self.meter_ok()
+        if (broker, meter) == self._shown:
+            return
+        self._shown = (broker, meter)
+        self.leds.update(broker_ok=broker, meter_ok=meter)
+        if self.status is not None:
+            text = "connected" if broker else "broker unreachable"
+            if self.meter_ok is not None:
+                text += "; meter ok" if meter else "; meter silent"
+            self.status(text)
+        if broker and self.on_broker_up is not None:
+            self.on_broker_up()

@@ -91,8 +91,22 @@ class Outage:
     duration_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HealthSnapshot:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicHealth:
+    """What only the running daemon knows of its health; ``None`` where it does not apply
+    (no meter, no spool).  Part of every :class:`HealthSnapshot`."""
+
+    meter_link: bool | None = None
+    last_reading_age_s: float | None = None
+    broker_connected: bool | None = None
+    broker_reconnects: int | None = None
+    spool_depth: int | None = None
+    spool_dropped: int | None = None
+    flap_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSnapshot(DynamicHealth):
     """The bridge's view of itself.  ``None`` means *unknown* (no such sensor here)."""
 
     time: datetime
@@ -108,12 +122,5 @@ class HealthSnapshot:
     under_voltage_occurred: bool | None = None
     throttled: bool | None = None
     clock_synchronised: bool | None = None
-    meter_link: bool | None = None
-    last_reading_age_s: float | None = None
-    broker_connected: bool | None = None
-    broker_reconnects: int | None = None
-    spool_depth: int | None = None
-    spool_dropped: int | None = None
-    flap_count: int | None = None
     process_rss_mb: float | None = None
     extra: dict[str, str] = field(default_factory=dict)

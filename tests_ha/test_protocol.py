@@ -9,7 +9,7 @@ import pytest
 from bridge.errors import PayloadError as BridgePayloadError
 from bridge.model import MainsState
 from bridge.mqtt import contract, signing
-from bridge.shutdown.intake import sign_command
+from bridge.mqtt.signing import sign_command
 from custom_components.powerbridge import protocol
 
 T = datetime(2026, 11, 20, 12, 0, 0, 123000, tzinfo=UTC)
@@ -155,10 +155,9 @@ def test_client_commands_are_signed_like_the_client_verifies() -> None:
 
 def test_bridge_commands_are_signed_like_the_bridge_verifies() -> None:
     topic = contract.BridgeTopics("powerbridge", "rack-a").cmd("simulate")
-    raw = protocol.encode_command(
-        topic, {"mains": "off"}, ts=T, nonce="n1", key=KEY, bind_topic=False
-    )
-    assert signing.verify(KEY, json.loads(raw))
+    raw = protocol.encode_command(topic, {"mains": "off"}, ts=T, nonce="n1", key=KEY)
+    assert signing.verify(KEY, json.loads(raw), topic=topic)
+    assert not signing.verify(KEY, json.loads(raw))  # the topic is part of what is signed
     assert (
         raw
         == contract.CommandPayload(
@@ -166,7 +165,7 @@ def test_bridge_commands_are_signed_like_the_bridge_verifies() -> None:
             args={"mains": "off"},
             ts=T,
             nonce="n1",
-            sig=signing.signature(KEY, json.loads(raw)),
+            sig=signing.signature(KEY, json.loads(raw), topic=topic),
         ).encode()
     )
 

@@ -69,9 +69,11 @@ async def test_simulate_outage_is_signed_as_the_bridge_verifies(
 ) -> None:
     mqtt_mock.async_publish.reset_mock()
     await hass.services.async_call(DOMAIN, "simulate_outage", {"mains": "off"}, blocking=True)
-    [(_, payload, _, _)] = published(mqtt_mock)
-    assert verify(KEY.encode(), payload)  # the bridge's CommandGate check
-    assert not verify(b"some other key of 16 bytes", payload)
+    [(topic, payload, _, _)] = published(mqtt_mock)
+    assert topic == "powerbridge/rack-a/cmd/simulate"
+    assert verify(KEY.encode(), payload, topic=topic)  # the bridge's CommandGate check
+    assert not verify(KEY.encode(), payload)  # signed over the topic too
+    assert not verify(b"some other key of 16 bytes", payload, topic=topic)
 
 
 async def test_client_commands_need_the_signing_key(

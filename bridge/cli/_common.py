@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import NotAvailableError
+from bridge.errors import ExitCode, NotAvailableError
 
 DEFAULT_BRIDGE_CONFIG = Path("/etc/powerbridge/bridge.yaml")
 DEFAULT_CLIENT_CONFIG = Path(
@@ -34,6 +34,22 @@ def add_command(
     )
     parser.set_defaults(func=handler)
     return parser
+
+
+def add_group(subparsers: Any, name: str, help_text: str, description: str | None = None) -> Any:
+    """Add a command made of actions; returns the subparsers to add them to.
+
+    The chosen action is ``args.<name>_command``; without one the command prints its
+    help on standard error and exits with the usage code.
+    """
+    parser = add_command(subparsers, name, help_text, _print_help, description)
+    parser.set_defaults(_parser=parser)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+
+
+def _print_help(args: argparse.Namespace) -> int:
+    args._parser.print_help(sys.stderr)
+    return int(ExitCode.USAGE)
 
 
 def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) -> None:

@@ -12,10 +12,13 @@ import logging.handlers
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.cli._common import add_command, add_config_option
+from bridge.cli._common import add_command, add_config_option, add_group
 from bridge.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from bridge.shutdown.service import Plan
 
 SYSTEM_CHOICES = ("linux", "darwin", "windows")
 
@@ -73,7 +76,7 @@ def _require_admin(system: str) -> None:
 def _install(args: argparse.Namespace) -> int:
     from bridge.config import load_client_config
     from bridge.shutdown.app import load_signing_key
-    from bridge.shutdown.service import execute, install_plan
+    from bridge.shutdown.service import install_plan
 
     system = _system(args)
     config_path: Path = args.config
@@ -83,29 +86,34 @@ def _install(args: argparse.Namespace) -> int:
         config_path = config_path.resolve()
     python = args.python or sys.executable
     plan = install_plan(system, python=python, config_path=str(config_path))
-    if args.dry_run:
-        sys.stdout.write(plan.describe())
-        return int(ExitCode.OK)
-    _require_admin(system)
-    execute(plan)
-    print("installed: the shutdown client starts at boot and is running now")
+    if _carry_out(plan, system, dry_run=args.dry_run):
+        print("installed: the shutdown client starts at boot and is running now")
     return int(ExitCode.OK)
 
 
 def _uninstall(args: argparse.Namespace) -> int:
-    from bridge.shutdown.service import execute, uninstall_plan
+    from bridge.shutdown.service import uninstall_plan
 
     system = _system(args)
     plan = uninstall_plan(system, config_path=str(args.config))
-    if args.dry_run:
-        sys.stdout.write(plan.describe())
+    if not _carry_out(plan, system, dry_run=args.dry_run):
         return int(ExitCode.OK)
-    _require_admin(system)
-    execute(plan)
     print("uninstalled: the shutdown client no longer starts at boot")
     if not args.system:
         _clear_broker(args.config)
     return int(ExitCode.OK)
+
+
+def _carry_out(plan: Plan, system: str, *, dry_run: bool) -> bool:
+    """Show the plan (``dry_run``: and stop there), or run it as an administrator."""
+    from bridge.shutdown.service import execute
+
+    if dry_run:
+        sys.stdout.write(plan.describe())
+        return False
+    _require_admin(system)
+    execute(plan)
+    return True
 
 
 def _clear_broker(path: Path) -> None:
@@ -194,18 +202,16 @@ def _describe_state(state: dict[str, Any]) -> str:
 
 
 def register(subparsers: Any) -> None:
-    parser = add_command(
+    sub = add_group(
         subparsers,
         "client",
         "the shutdown client for PCs (run, install, uninstall, status)",
-        _help,
         description=(
             "The shutdown client: watches the mains state of one or more bridges over MQTT and\n"
             "shuts this computer down cleanly after a sustained outage, never otherwise.\n"
             "Documentation: docs/shutdown-client.md"
         ),
     )
-    sub = parser.add_subparsers(dest="client_command", metavar="ACTION")
 
     run = add_command(
         sub,
@@ -277,9 +283,3 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_config_option(status, client=True)
-    parser.set_defaults(func=_help, _parser=parser)
-
-
-def _help(args: argparse.Namespace) -> int:
-    args._parser.print_help(sys.stderr)
-    return int(ExitCode.USAGE)

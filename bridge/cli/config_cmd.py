@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command
+from bridge.cli._common import add_command, add_group
 from bridge.config import BridgeConfig, ClientConfig, load_bridge_config, load_client_config
 from bridge.config._schema import reference
 from bridge.errors import ConfigError, ConfigProblem, ExitCode, UsageError
@@ -105,10 +105,7 @@ def _reference(_args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers, "config", "write, check and explain configuration files", _help
-    )
-    sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
+    sub = add_group(subparsers, "config", "write, check and explain configuration files")
     init = add_command(
         sub,
         "init",
@@ -139,9 +136,3 @@ def register(subparsers: Any) -> None:
     kind.add_argument("--bridge", action="store_true", help="check as a bridge config")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add_command(sub, "reference", "print the configuration reference (Markdown)", _reference)
-    parser.set_defaults(func=_help, _parser=parser)
-
-
-def _help(args: argparse.Namespace) -> int:
-    args._parser.print_help(sys.stderr)
-    return int(ExitCode.USAGE)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bridge.cli._common import add_command, add_config_option
+from bridge.cli._common import add_command, add_config_option, add_group
 from bridge.cli.check import _skip_list, add_root_option
 from bridge.errors import ExitCode, UsageError
 
@@ -115,11 +115,6 @@ def _status(args: argparse.Namespace) -> int:
     return int(ExitCode.OK if healthy else ExitCode.FAILURE)
 
 
-def _help(args: argparse.Namespace) -> int:
-    args._parser.print_help(sys.stderr)
-    return int(ExitCode.USAGE)
-
-
 def _common(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
     add_config_option(parser)
     add_root_option(parser)
@@ -142,14 +137,9 @@ def _degrees(kind: str, limit: float) -> Any:
 
 
 def register(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers,
-        "deployment",
-        "record and manage this bridge's deployment (start/stop/status)",
-        _help,
+    sub = add_group(
+        subparsers, "deployment", "record and manage this bridge's deployment (start/stop/status)"
     )
-    parser.set_defaults(_parser=parser)
-    sub = parser.add_subparsers(dest="deployment_command", metavar="ACTION")
 
     start = add_command(
         sub, "start", "check, record, publish, install and start", _start, START_DESCRIPTION

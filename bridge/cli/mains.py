@@ -110,8 +110,7 @@ class _Printer:
 def run_watch(args: argparse.Namespace) -> int:
     from bridge.clock import SystemClock
     from bridge.config import BridgeConfig, load_bridge_config
-    from bridge.mains import MainsSensor
-    from bridge.outages import OutageStore
+    from bridge.mains import MainsSensor, OutageStore
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--for must be more than 0 seconds")

@@ -81,8 +81,23 @@ def register(subparsers: Any) -> None:
     simulate.add_argument("--type", required=True, choices=METER_TYPES, help="wire protocol")
     simulate.add_argument("--baud", type=int, default=None, help="line speed to emulate")
     simulate.add_argument("--address", type=_int, default=None, help="Modbus address")
-    simulate.add_argument("--load", type=float, default=120.0, help="load in W (default 120)")
-    simulate.add_argument("--voltage", type=float, default=230.0, help="mains V (default 230)")
+    # the destinations are the simulator's keyword names (see _SIMULATOR_OPTIONS)
+    simulate.add_argument(
+        "--load",
+        dest="load_w",
+        metavar="LOAD",
+        type=float,
+        default=120.0,
+        help="load in W (default 120)",
+    )
+    simulate.add_argument(
+        "--voltage",
+        dest="voltage_v",
+        metavar="VOLTAGE",
+        type=float,
+        default=230.0,
+        help="mains V (default 230)",
+    )
     simulate.add_argument("--noise", type=float, default=0.02, help="relative noise (0.02)")
     simulate.add_argument(
         "--link-dir", default=None, help="directory for the port link (default: a temp dir)"
@@ -187,18 +202,15 @@ def _probe(args: argparse.Namespace) -> int:
 # -- simulate ----------------------------------------------------------------------------------
 
 
+_SIMULATOR_OPTIONS = ("baud", "address", "load_w", "voltage_v", "noise", "link_dir")
+"""Options of ``meter simulate`` passed to :class:`SimulatedMeter` as keywords of the same name."""
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from bridge.meters.simulator import SimulatedMeter
 
-    simulator = SimulatedMeter(
-        args.type,
-        baud=args.baud,
-        address=args.address,
-        load_w=args.load,
-        voltage_v=args.voltage,
-        noise=args.noise,
-        link_dir=args.link_dir,
-    )
+    settings = {name: getattr(args, name) for name in _SIMULATOR_OPTIONS}
+    simulator = SimulatedMeter(args.type, **settings)
     simulator.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)

@@ -62,8 +62,8 @@ def _usage(_args: argparse.Namespace) -> int:
     raise UsageError("say what to simulate: `powerbridge simulate mains off|on`")
 
 
-def build_command(state: str, *, key_file: str | None, now: Any = None) -> bytes:
-    """The signed (when a key is configured) ``simulate`` command payload."""
+def build_command(topic: str, state: str, *, key_file: str | None, now: Any = None) -> bytes:
+    """The ``simulate`` command for ``topic``, signed over payload and topic with a key."""
     from datetime import UTC, datetime
 
     from bridge.mqtt.contract import CommandPayload, dumps
@@ -78,7 +78,7 @@ def build_command(state: str, *, key_file: str | None, now: Any = None) -> bytes
     body = command.to_dict()
     if key_file:
         try:
-            body = sign(load_key(key_file), body)
+            body = sign(load_key(key_file), body, topic=topic)
         except SigningKeyError as exc:
             raise UsageError(f"signing.key_file: {exc}") from None
     return dumps(body)
@@ -96,7 +96,7 @@ def run_mains(args: argparse.Namespace) -> int:
     own_id = device_id(config)
     target = args.device or own_id
     topics = BridgeTopics(config.mqtt.base_topic, target)
-    payload = build_command(args.state, key_file=config.signing.key_file)
+    payload = build_command(topics.cmd("simulate"), args.state, key_file=config.signing.key_file)
     try:
         with BrokerSession(config, own_id, purpose="simulate").connect() as session:
             previous: tuple[int, str] | None = None

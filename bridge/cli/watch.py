@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,9 @@ def _run(args: argparse.Namespace) -> int:
     mqtt_config: MqttConfig | None = None
     if args.config is not None:
         mqtt_config = _load_mqtt(args.config)
-    options = WatchOptions(
-        broker=args.broker,
-        username=args.username,
-        password_file=args.password_file,
-        tls=args.tls,
-        ca_file=args.ca,
-        insecure=args.insecure,
-        base=args.base,
-        mqtt=mqtt_config,
-    )
+    # every option but ``mqtt`` is the command-line option of the same name
+    given = {f.name: getattr(args, f.name) for f in fields(WatchOptions) if f.name != "mqtt"}
+    options = WatchOptions(**given, mqtt=mqtt_config)
     address, base = resolve(options)
     screen = Screen()
     if args.once:
@@ -80,7 +74,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument(
-        "--ca", type=Path, metavar="FILE", help="CA certificate of the broker (implies --tls)"
+        "--ca",
+        dest="ca_file",
+        type=Path,
+        metavar="FILE",
+        help="CA certificate of the broker (implies --tls)",
     )
     parser.add_argument(
         "--insecure",

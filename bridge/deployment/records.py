@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -62,30 +62,22 @@ class Deployment:
         return self.ended is None
 
     def to_payload(self) -> DeploymentPayload:
+        """What is published: every payload field is the record's of the same name, but
+        ``device``, which is the record's ``device_id``."""
+        published = (f.name for f in fields(DeploymentPayload) if f.name != "device")
         return DeploymentPayload(
-            device=self.device_id,
-            name=self.name,
-            latitude=self.latitude,
-            longitude=self.longitude,
-            started=self.started,
-            software_version=self.software_version,
-            config_sha256=self.config_sha256,
-            ended=self.ended,
+            device=self.device_id, **{name: getattr(self, name) for name in published}
         )
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form (``deployment status --json``)."""
+        """JSON-ready form (``deployment status --json``): the published fields (without the
+        payload version; ``device`` as ``device_id``) with the record's id and config path."""
+        published = self.to_payload().to_dict()
+        del published["v"], published["device"]
         return {
             "id": self.id,
-            "name": self.name,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "started": isoformat_utc(self.started),
-            "ended": None if self.ended is None else isoformat_utc(self.ended),
-            "active": self.active,
+            **published,
             "device_id": self.device_id,
-            "software_version": self.software_version,
-            "config_sha256": self.config_sha256,
             "config_path": self.config_path,
         }
 

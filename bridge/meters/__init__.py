@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
-from bridge.clock import Clock
-from bridge.meters.base import MeterDriver
+from typing import Unpack
+
+from bridge.meters.base import DriverOptions, MeterDriver
 from bridge.meters.mcp39f511n import Mcp39f511nDriver
 from bridge.meters.pzem004t import Pzem004tDriver
 from bridge.meters.sdm import Sdm120Driver, Sdm630Driver
@@ -23,22 +24,17 @@ DRIVERS: dict[str, type[MeterDriver]] = {
 """Driver classes by name; each has ``default_baud`` (and ``default_address`` for Modbus)."""
 
 
-def create_driver(
-    meter_type: str,
-    port: str,
-    *,
-    baud: int | None = None,
-    address: int | None = None,
-    timeout: float = 0.5,
-    clock: Clock | None = None,
-) -> MeterDriver:
-    """A driver for ``meter_type`` on ``port`` (not opened yet); ``ValueError`` if unknown."""
+def create_driver(meter_type: str, port: str, **options: Unpack[DriverOptions]) -> MeterDriver:
+    """A driver for ``meter_type`` on ``port`` (not opened yet); ``ValueError`` if unknown.
+
+    ``options`` are the driver constructor's (:class:`~bridge.meters.base.DriverOptions`).
+    """
     try:
         cls = DRIVERS[meter_type]
     except KeyError:
         known = ", ".join(sorted(DRIVERS))
         raise ValueError(f"unknown meter type {meter_type!r} (known: {known})") from None
-    return cls(port, baud=baud, address=address, timeout=timeout, clock=clock)
+    return cls(port, **options)
 
 
 __all__ = ["DRIVERS", "MeterDriver", "Quantities", "create_driver"]

@@ -18,13 +18,21 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypedDict
 
 from bridge.clock import Clock, SystemClock
 from bridge.errors import MeterDisconnectedError, MeterProtocolError
 from bridge.meters._serial import SerialLike, open_serial
 from bridge.model import Quantities, Reading
+
+
+class DriverOptions(TypedDict, total=False):
+    """The options of every driver's constructor, for code that picks the driver by name."""
+
+    baud: int | None
+    address: int | None
+    timeout: float
+    clock: Clock | None
 
 
 class MeterDriver(ABC):
@@ -105,12 +113,7 @@ class MeterDriver(ABC):
         self.open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ published.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,35 +31,27 @@ class _Point:
     power_w: float | None
 
 
+@dataclass(kw_only=True, eq=False)
 class EnergyGuard:
     """Plausibility filter for one channel's energy counter (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        max_power_w: float,
-        resolution_wh: float,
-        confirm: int = 3,
-        margin: float = 2.0,
-        floor_w: float = 10.0,
-    ) -> None:
-        self.max_power_w = max_power_w
-        self.resolution_wh = resolution_wh
-        self.confirm = confirm
-        self.margin = margin
-        self.floor_w = floor_w
-        self.offset_wh = 0.0
-        """Added to the meter's counter to get the published total."""
-        self.rejected = 0
-        """Values not published because they decreased or jumped."""
-        self.rebased = 0
-        """Confirmed discontinuities absorbed into :attr:`offset_wh`."""
-        self.published_wh: float | None = None
-        """The last published total."""
-        self.outcome = "none"
-        """What the last :meth:`check` did: ``accepted``, ``rejected``, ``rebased`` or ``none``."""
-        self._last: _Point | None = None
-        self._pending: list[_Point] = []
+    max_power_w: float
+    resolution_wh: float
+    confirm: int = 3
+    margin: float = 2.0
+    floor_w: float = 10.0
+    offset_wh: float = field(default=0.0, init=False)
+    """Added to the meter's counter to get the published total."""
+    rejected: int = field(default=0, init=False)
+    """Values not published because they decreased or jumped."""
+    rebased: int = field(default=0, init=False)
+    """Confirmed discontinuities absorbed into :attr:`offset_wh`."""
+    published_wh: float | None = field(default=None, init=False)
+    """The last published total."""
+    outcome: str = field(default="none", init=False)
+    """What the last :meth:`check` did: ``accepted``, ``rejected``, ``rebased`` or ``none``."""
+    _last: _Point | None = field(default=None, init=False, repr=False)
+    _pending: list[_Point] = field(default_factory=list, init=False, repr=False)
 
     def allowed_increase_wh(self, before: _Point, after: _Point) -> float:
         """The largest plausible increase of the counter between two readings."""

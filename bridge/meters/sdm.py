@@ -44,19 +44,37 @@ def _finite(what: str, registers: Sequence[int], offset: int, low: float, high: 
     return check_range(what, float32(registers, offset), low, high)
 
 
+def _quantities(
+    voltage_v: float,
+    current_a: float,
+    powers: tuple[str, Sequence[int], tuple[int, int, int, int], float],
+    tail: Sequence[int],
+) -> Quantities:
+    """What both models publish: voltage and current as given; active, apparent and reactive
+    power and power factor from ``powers`` (name prefix, registers, their four offsets, the
+    power limit); frequency and import energy from the 4 ``tail`` registers at 0x0046."""
+    prefix, registers, (w, va, var, pf), limit = powers
+    return Quantities(
+        voltage_v=voltage_v,
+        current_a=current_a,
+        power_w=_finite(f"{prefix}power", registers, w, -limit, limit),
+        apparent_power_va=_finite(f"{prefix}apparent power", registers, va, -limit, limit),
+        reactive_power_var=_finite(f"{prefix}reactive power", registers, var, -limit, limit),
+        power_factor=_finite(f"{prefix}power factor", registers, pf, -1.01, 1.01),
+        frequency_hz=_finite("frequency", tail, 0, 0, 100),
+        energy_wh=round(_finite("import energy", tail, 2, 0, MAX_KWH) * 1000.0, 3),
+    )
+
+
 def decode_sdm120(block_a: Sequence[int], block_b: Sequence[int]) -> Quantities:
     """Registers 0x0000–0x001F and 0x0046–0x0049 of an SDM120 → quantities."""
     if len(block_a) != 32 or len(block_b) != 4:
         raise MeterProtocolError("unexpected number of registers from the SDM120")
-    return Quantities(
-        voltage_v=_finite("voltage", block_a, 0x00, 0, 1000),
-        current_a=_finite("current", block_a, 0x06, -1000, 1000),
-        power_w=_finite("power", block_a, 0x0C, -1e6, 1e6),
-        apparent_power_va=_finite("apparent power", block_a, 0x12, -1e6, 1e6),
-        reactive_power_var=_finite("reactive power", block_a, 0x18, -1e6, 1e6),
-        power_factor=_finite("power factor", block_a, 0x1E, -1.01, 1.01),
-        frequency_hz=_finite("frequency", block_b, 0, 0, 100),
-        energy_wh=round(_finite("import energy", block_b, 2, 0, MAX_KWH) * 1000.0, 3),
+    return _quantities(
+        _finite("voltage", block_a, 0x00, 0, 1000),
+        _finite("current", block_a, 0x06, -1000, 1000),
+        ("", block_a, (0x0C, 0x12, 0x18, 0x1E), 1e6),
+        block_b,
     )
 
 
@@ -70,15 +88,11 @@ def decode_sdm630(
     phase_amps = [_finite("current", block_a, off, -1000, 1000) for off in (0x06, 0x08, 0x0A)]
     for off in range(0x0C, 0x24, 2):  # per-phase W, VA, VAr, PF: validated, not published
         _finite("per-phase value", block_a, off, -1e6, 1e6)
-    return Quantities(
-        voltage_v=phase_volts[0],
-        current_a=round(sum(abs(a) for a in phase_amps), 4),
-        power_w=_finite("total power", block_b, 0x00, -3e6, 3e6),
-        apparent_power_va=_finite("total apparent power", block_b, 0x04, -3e6, 3e6),
-        reactive_power_var=_finite("total reactive power", block_b, 0x08, -3e6, 3e6),
-        power_factor=_finite("total power factor", block_b, 0x0A, -1.01, 1.01),
-        frequency_hz=_finite("frequency", block_c, 0, 0, 100),
-        energy_wh=round(_finite("import energy", block_c, 2, 0, MAX_KWH) * 1000.0, 3),
+    return _quantities(
+        phase_volts[0],
+        round(sum(abs(a) for a in phase_amps), 4),
+        ("total ", block_b, (0x00, 0x04, 0x08, 0x0A), 3e6),
+        block_c,
     )
 
 

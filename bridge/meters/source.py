@@ -1,7 +1,8 @@
 """The sampling loop: read every configured channel each interval, survive anything.
 
 :class:`MeterSource` owns one driver in its own thread.  It is the *one place*
-where meter failures are handled:
+where meter failures are handled, and :class:`ReconnectPolicy` the one retry policy for
+meters (drivers never retry; nothing else in the bridge retries a meter):
 
 * a read that times out or fails its checks is counted (:attr:`MeterSource.read_errors`)
   and logged at debug level; after :attr:`ReconnectPolicy.down_after` failed cycles in a
@@ -10,6 +11,8 @@ where meter failures are handled:
   backoff (:data:`RECONNECT`, driven by tenacity) until it comes back;
 * the outage is logged once with its cause (:class:`bridge.log.RepeatedFailure`), then
   summarised at most every five minutes, then once more when readings resume;
+* an unexpected error in the loop itself is logged and the loop restarts after
+  :attr:`ReconnectPolicy.maximum` — the sampling thread never dies;
 * energy totals pass the :class:`~bridge.meters.energy.EnergyGuard` before anyone sees them.
 
 Consumers get two callbacks, both called from the sampling thread:
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,7 @@ from bridge.meters.base import MeterDriver
 from bridge.meters.energy import EnergyGuard
 from bridge.meters.simulator import SimulatedMeter
 from bridge.model import Reading
+from bridge.parts import Worker
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,8 @@ class ReconnectPolicy:
 RECONNECT = ReconnectPolicy()
 
 
-class MeterSource:
-    """One meter, sampled in a background thread.
+class MeterSource(Worker):
+    """One meter, sampled in a background thread (a :class:`bridge.parts.Worker`).
 
     Args:
         config: the ``meter`` section (channels, interval, timeout, ...).
@@ -88,15 +91,12 @@ class MeterSource:
         policy: ReconnectPolicy = RECONNECT,
         simulator: SimulatedMeter | None = None,
     ) -> None:
-        self.config = config
-        self.clock = clock
-        self.policy = policy
+        super().__init__()
+        self.config, self.clock, self.policy = config, clock, policy
         self.simulator = simulator
         self._factory = driver_factory
         self._on_reading = on_reading or (lambda _reading: None)
         self._on_link = on_link or (lambda _up, _error: None)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._driver: MeterDriver | None = None
         self._link: bool | None = None
         self._port_lost = False
@@ -115,27 +115,30 @@ class MeterSource:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the simulator (if any), then the sampling thread; returns at once."""
-        if self._thread is not None:
-            return
+    thread_name = "meter-source"
+
+    @property
+    def join_timeout(self) -> float:
+        """A read in progress may take a timeout per attempt; wait for it."""
+        return 3 * self.config.timeout + 5
+
+    def _starting(self) -> None:
+        """Start the simulator (if any) before the sampling thread."""
         if self.simulator is not None:
             self.simulator.start()
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="meter-source", daemon=True)
-        self._thread.start()
 
-    def stop(self) -> None:
-        """Stop sampling, close the port, stop the simulator; waits for the thread."""
-        self._stopping.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=3 * self.config.timeout + 5)
+    def _stopped(self) -> None:
+        """Close the port, stop the simulator."""
         driver, self._driver = self._driver, None
         if driver is not None:
             driver.close()
         if self.simulator is not None:
             self.simulator.stop()
+
+    def follow_mains(self, present: bool) -> None:
+        """A simulated meter follows simulated mains (0 V, or a silent PZEM); a real one cannot."""
+        if self.simulator is not None:
+            self.simulator.set_mains(present)
 
     @property
     def port_lost(self) -> bool:

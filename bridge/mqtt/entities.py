@@ -9,7 +9,7 @@ nothing else lists entities.  ``source`` names the topic the value comes from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 Component = Literal["sensor", "binary_sensor"]
 Source = Literal["state", "mains", "outage", "health", "deployment"]
@@ -52,6 +52,36 @@ class EntityDescription:
 _METER: Final = "meter"
 _CHANNEL: Final = "channel"
 
+
+def _reading(key: str, name: str, field: str, **details: Any) -> EntityDescription:
+    """A measurement from the meter (``state``): unavailable when the meter stops."""
+    return EntityDescription(
+        key=key,
+        component="sensor",
+        name=name,
+        source="state",
+        field=field,
+        state_class="measurement",
+        expires=True,
+        **details,
+    )
+
+
+def _diagnostic(
+    key: str, component: Component, name: str, field: str, **details: Any
+) -> EntityDescription:
+    """A figure from the health report, shown among the device's diagnostics."""
+    return EntityDescription(
+        key=key,
+        component=component,
+        name=name,
+        source="health",
+        field=field,
+        entity_category="diagnostic",
+        **details,
+    )
+
+
 # fmt: off
 BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
     # --- mains and outages
@@ -78,41 +108,21 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
         field="outage_count", state_class="total_increasing", icon="mdi:counter",
     ),
     # --- meter readings
-    EntityDescription(
-        key="voltage", component="sensor", name="Voltage", source="state", field="voltage_v",
-        device_class="voltage", state_class="measurement", unit="V", precision=1,
-        expires=True, requires=_METER,
-    ),
-    EntityDescription(
-        key="frequency", component="sensor", name="Frequency", source="state",
-        field="frequency_hz", device_class="frequency", state_class="measurement", unit="Hz",
-        precision=2, expires=True, requires=_METER,
-    ),
-    EntityDescription(
-        key="power", component="sensor", name="Power", source="state", field="power_w",
-        device_class="power", state_class="measurement", unit="W", precision=1,
-        expires=True, requires=_CHANNEL,
-    ),
-    EntityDescription(
-        key="current", component="sensor", name="Current", source="state", field="current_a",
-        device_class="current", state_class="measurement", unit="A", precision=3,
-        expires=True, requires=_CHANNEL,
-    ),
-    EntityDescription(
-        key="power_factor", component="sensor", name="Power factor", source="state",
-        field="power_factor", device_class="power_factor", state_class="measurement",
-        precision=2, expires=True, requires=_CHANNEL,
-    ),
-    EntityDescription(
-        key="apparent_power", component="sensor", name="Apparent power", source="state",
-        field="apparent_power_va", device_class="apparent_power", state_class="measurement",
-        unit="VA", precision=1, expires=True, requires=_CHANNEL, enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="reactive_power", component="sensor", name="Reactive power", source="state",
-        field="reactive_power_var", device_class="reactive_power", state_class="measurement",
-        unit="var", precision=1, expires=True, requires=_CHANNEL, enabled_by_default=False,
-    ),
+    _reading("voltage", "Voltage", "voltage_v", device_class="voltage", unit="V", precision=1,
+        requires=_METER),
+    _reading("frequency", "Frequency", "frequency_hz", device_class="frequency", unit="Hz",
+        precision=2, requires=_METER),
+    _reading("power", "Power", "power_w", device_class="power", unit="W", precision=1,
+        requires=_CHANNEL),
+    _reading("current", "Current", "current_a", device_class="current", unit="A", precision=3,
+        requires=_CHANNEL),
+    _reading("power_factor", "Power factor", "power_factor", device_class="power_factor",
+        precision=2, requires=_CHANNEL),
+    _reading("apparent_power", "Apparent power", "apparent_power_va", device_class="apparent_power",
+        unit="VA", enabled_by_default=False, precision=1, requires=_CHANNEL),
+    _reading("reactive_power", "Reactive power", "reactive_power_var",
+        device_class="reactive_power", unit="var", enabled_by_default=False, precision=1,
+        requires=_CHANNEL),
     EntityDescription(
         key="energy", component="sensor", name="Energy", source="state", field="energy_wh",
         device_class="energy", state_class="total_increasing", unit="kWh", precision=3,
@@ -125,74 +135,35 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
         field="name", entity_category="diagnostic", icon="mdi:map-marker", attributes=True,
     ),
     # --- diagnostics from the health report
-    EntityDescription(
-        key="cpu_temperature", component="sensor", name="CPU temperature", source="health",
-        field="cpu_temperature_c", device_class="temperature", state_class="measurement",
-        unit="°C", precision=1, entity_category="diagnostic",
-    ),
-    EntityDescription(
-        key="under_voltage", component="binary_sensor", name="Under-voltage", source="health",
-        field="under_voltage", device_class="problem", entity_category="diagnostic",
-    ),
-    EntityDescription(
-        key="throttled", component="binary_sensor", name="Throttled", source="health",
-        field="throttled", device_class="problem", entity_category="diagnostic",
-        enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="clock_unsynchronised", component="binary_sensor", name="Clock not synchronised",
-        source="health", field="clock_synchronised", device_class="problem", inverted=True,
-        entity_category="diagnostic", enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="disk_free", component="sensor", name="Disk free", source="health",
-        field="disk_free_mb", device_class="data_size", state_class="measurement", unit="MB",
-        precision=0, entity_category="diagnostic",
-    ),
-    EntityDescription(
-        key="last_boot", component="sensor", name="Last boot", source="health",
-        field="boot_time", device_class="timestamp", entity_category="diagnostic",
-    ),
-    EntityDescription(
-        key="meter_link", component="binary_sensor", name="Meter link", source="health",
-        field="meter_link", device_class="connectivity", entity_category="diagnostic",
-        requires=_METER,
-    ),
-    EntityDescription(
-        key="spool_depth", component="sensor", name="Spool depth", source="health",
-        field="spool_depth", state_class="measurement", icon="mdi:tray-full",
-        entity_category="diagnostic", enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="spool_dropped", component="sensor", name="Samples dropped", source="health",
-        field="spool_dropped", state_class="total_increasing", icon="mdi:delete-alert",
-        entity_category="diagnostic",
-    ),
-    EntityDescription(
-        key="broker_reconnects", component="sensor", name="Broker reconnects", source="health",
-        field="broker_reconnects", state_class="total_increasing", icon="mdi:lan-disconnect",
-        entity_category="diagnostic", enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="flap_count", component="sensor", name="Mains flaps", source="health",
-        field="flap_count", state_class="total_increasing", icon="mdi:flash-alert",
-        entity_category="diagnostic", enabled_by_default=False,
-    ),
-    EntityDescription(
-        key="load", component="sensor", name="Load (1 min)", source="health", field="load_1m",
-        state_class="measurement", precision=2, entity_category="diagnostic",
-        enabled_by_default=False, icon="mdi:chip",
-    ),
-    EntityDescription(
-        key="memory_used", component="sensor", name="Memory used", source="health",
-        field="memory_used_pct", state_class="measurement", unit="%", precision=0,
-        entity_category="diagnostic", enabled_by_default=False, icon="mdi:memory",
-    ),
-    EntityDescription(
-        key="process_rss", component="sensor", name="Bridge memory", source="health",
-        field="process_rss_mb", device_class="data_size", state_class="measurement", unit="MB",
-        precision=1, entity_category="diagnostic", enabled_by_default=False,
-    ),
+    _diagnostic("cpu_temperature", "sensor", "CPU temperature", "cpu_temperature_c",
+        device_class="temperature", state_class="measurement", unit="°C", precision=1),
+    _diagnostic("under_voltage", "binary_sensor", "Under-voltage", "under_voltage",
+        device_class="problem"),
+    _diagnostic("throttled", "binary_sensor", "Throttled", "throttled", device_class="problem",
+        enabled_by_default=False),
+    _diagnostic("clock_unsynchronised", "binary_sensor", "Clock not synchronised",
+        "clock_synchronised", device_class="problem", enabled_by_default=False, inverted=True),
+    _diagnostic("disk_free", "sensor", "Disk free", "disk_free_mb", device_class="data_size",
+        state_class="measurement", unit="MB", precision=0),
+    _diagnostic("last_boot", "sensor", "Last boot", "boot_time", device_class="timestamp"),
+    _diagnostic("meter_link", "binary_sensor", "Meter link", "meter_link",
+        device_class="connectivity", requires=_METER),
+    _diagnostic("spool_depth", "sensor", "Spool depth", "spool_depth", state_class="measurement",
+        enabled_by_default=False, icon="mdi:tray-full"),
+    _diagnostic("spool_dropped", "sensor", "Samples dropped", "spool_dropped",
+        state_class="total_increasing", icon="mdi:delete-alert"),
+    _diagnostic("broker_reconnects", "sensor", "Broker reconnects", "broker_reconnects",
+        state_class="total_increasing", enabled_by_default=False, icon="mdi:lan-disconnect"),
+    _diagnostic("flap_count", "sensor", "Mains flaps", "flap_count", state_class="total_increasing",
+        enabled_by_default=False, icon="mdi:flash-alert"),
+    _diagnostic("load", "sensor", "Load (1 min)", "load_1m", state_class="measurement",
+        enabled_by_default=False, icon="mdi:chip", precision=2),
+    _diagnostic("memory_used", "sensor", "Memory used", "memory_used_pct",
+        state_class="measurement", unit="%", enabled_by_default=False, icon="mdi:memory",
+        precision=0),
+    _diagnostic("process_rss", "sensor", "Bridge memory", "process_rss_mb",
+        device_class="data_size", state_class="measurement", unit="MB", enabled_by_default=False,
+        precision=1),
 )
 # fmt: on
 

@@ -1,15 +1,23 @@
 """The one place a paho-mqtt client is built from configuration.
 
-Every part that talks MQTT with an :class:`~bridge.config.common.MqttConfig` (the
-bridge's publisher, the shutdown client's listener and status query, the deployment
-checks) gets its client here: paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``,
-the configured protocol (3.1.1 or 5), credentials and TLS.  Each caller keeps what
-is its own: callbacks, last will, keepalive and reconnect policy.
+Every part that talks MQTT gets its client here: the bridge's link and the shutdown
+client's listener (both :class:`bridge.mqtt.link.StatusLink`), the short synchronous
+sessions of the tools (:class:`bridge.mqtt.session.BrokerSession`: deployment checks,
+``simulate``, the client's ``status``/``uninstall``) and the fleet observer of
+``watch``/``demo``.  Here: paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``, the
+configured protocol (3.1.1 or 5), credentials, TLS, the reconnect backoff, the
+asynchronous connect, and the words for a refused or failed connection.  Each caller
+keeps what is its own: callbacks, last will and keepalive.
+
+Reconnecting is paho's job (``reconnect_delay_set``: exponential backoff from
+``mqtt.reconnect_min`` to ``mqtt.reconnect_max``); nothing here retries by hand.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
+from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -21,14 +29,17 @@ from bridge.errors import UsageError
 AUTH_REFUSALS = frozenset({4, 5, 0x86, 0x87})
 """CONNACK codes for bad credentials or no authorisation (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87)."""
 
+_REFUSAL_WORDS = {4: "bad user name or password", 5: "not authorised"}
+_REFUSAL_WORDS |= {0x86: _REFUSAL_WORDS[4], 0x87: _REFUSAL_WORDS[5]}
+
 
 class TlsFilesError(UsageError):
     """The configured CA, certificate or key cannot be loaded."""
 
 
-def new_client(config: MqttConfig, *, client_id: str) -> mqtt.Client:
-    """A paho client for ``config.protocol`` (MQTT 5 gets a clean start, 3.1.1 a clean session)."""
-    v5 = config.protocol == "5"
+def new_client(protocol: str, *, client_id: str) -> mqtt.Client:
+    """A paho client for MQTT ``protocol`` ("5" gets a clean start, "3.1.1" a clean session)."""
+    v5 = protocol == "5"
     return mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -55,15 +66,56 @@ def configure_tls(client: mqtt.Client, tls: TlsConfig) -> None:
         client.tls_insecure_set(True)
 
 
+def trust_ca(client: mqtt.Client, ca_file: str | None, *, check_hostname: bool = True) -> None:
+    """TLS with the system's CAs, or ``ca_file``'s (the fleet observer's simpler TLS)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = check_hostname
+    client.tls_set_context(context)
+
+
 def configured_client(
     config: MqttConfig, *, client_id: str, username: str | None, password: str | None
 ) -> mqtt.Client:
-    """:func:`new_client` with credentials and TLS applied."""
-    client = new_client(config, client_id=client_id)
+    """:func:`new_client` with credentials, TLS and the reconnect backoff applied."""
+    client = new_client(config.protocol, client_id=client_id)
     if username:
         client.username_pw_set(username, password)
     configure_tls(client, config.tls)
+    set_reconnect_backoff(client, config.reconnect_min, config.reconnect_max)
     return client
+
+
+def set_reconnect_backoff(client: mqtt.Client, first: float, most: float) -> None:
+    """paho's exponential reconnect backoff, from ``first`` to ``most`` seconds, as configured.
+
+    paho computes the delays in floats (sub-second values are honoured); its hints say int.
+    """
+    client.reconnect_delay_set(cast("int", first), cast("int", most))
+
+
+def connect_async(client: mqtt.Client, host: str, port: int, *, keepalive: int) -> None:
+    """Start connecting in the background; paho keeps retrying until the broker answers.
+
+    MQTT 5 asks for a clean start and no session kept after a disconnect, the same as
+    the clean session of 3.1.1: what must survive a reconnect is renewed in ``on_connect``.
+    """
+    if client.protocol == mqtt.MQTTv5:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 0
+        client.connect_async(
+            host, port, keepalive=keepalive, clean_start=True, properties=properties
+        )
+    else:
+        client.connect_async(host, port, keepalive=keepalive)
+    client.loop_start()
+
+
+def reason_text(reason: ReasonCode) -> str:
+    """A refused connection in words ("bad user name or password", "not authorised", …)."""
+    return _REFUSAL_WORDS.get(int(reason.value), str(reason))
 
 
 def refusal(reason: ReasonCode) -> str:
@@ -72,3 +124,14 @@ def refusal(reason: ReasonCode) -> str:
     if reason.value in AUTH_REFUSALS:
         text += " (check mqtt.username, mqtt.password_file or password_env, and the broker's ACL)"
     return text
+
+
+def unreachable(host: str, port: int) -> str:
+    """Why a connection failed (paho does not pass the cause on): a probe of name and port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return "connection failed (the port answers; TLS or protocol mismatch?)"
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror or exc} (check mqtt.host)"
+    except OSError as exc:
+        return exc.strerror or str(exc)

@@ -1,13 +1,11 @@
-"""The bridge's MQTT side: the paho-mqtt link, and the publisher that feeds it from the spool.
+"""The bridge's publisher: what leaves the spool for the broker, and when.
 
-Two layers:
+The bridge's MQTT side is three modules: the connection (:class:`~bridge.mqtt.link.MqttLink`
+in :mod:`bridge.mqtt.link`), what is published (payloads made by
+:mod:`bridge.mqtt.producers`) and the verification of incoming commands
+(:mod:`bridge.mqtt.commands`).  This module ties them together, and keeps the names
+the daemon imports (``BridgePublisher``, ``mains_payload``).
 
-* :class:`MqttLink` wraps one paho-mqtt 2.x client (``CallbackAPIVersion.VERSION2``):
-  MQTT 3.1.1 or 5, TLS and credentials from the configuration, the retained
-  ``offline`` last will at QoS 1, ``connect_async`` + ``loop_start`` (a broker that
-  is down at boot is not fatal), paho's own exponential reconnect backoff, and on
-  every (re)connect: subscriptions renewed, then ``online``.  Its callbacks run on
-  paho's network thread and only *post* work to the owner.
 * :class:`BridgePublisher` runs on the daemon's main thread and owns the spool.
   Samples and events are committed to the spool before they are published and
   leave it only on PUBACK.  While connected, new samples go out in small *live*
@@ -29,29 +27,18 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
-import socket
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Final, cast
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.reasoncodes import ReasonCode
+from typing import Final
 
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import BridgeConfig
-from bridge.config.common import MqttConfig
 from bridge.db import ensure_schema
-from bridge.errors import PayloadError, PowerbridgeError
 from bridge.log import RepeatedFailure
-from bridge.model import MainsEvent, Reading
-from bridge.mqtt import signing
+from bridge.model import Reading
+from bridge.mqtt.commands import CommandGate, CommandHandler
 from bridge.mqtt.contract import (
-    BRIDGE_COMMANDS,
-    OFFLINE,
     ONLINE,
     PACKET_OVERHEAD,
     QOS_CMD,
@@ -59,24 +46,18 @@ from bridge.mqtt.contract import (
     QOS_EVENTS,
     QOS_SAMPLES,
     QOS_STATE,
-    QOS_STATUS,
-    READING_FIELDS,
     BridgeTopics,
-    CommandPayload,
-    MainsPayload,
-    StatePayload,
-    bridge_user,
-    channel_key,
-    dumps,
     encode_sample_batch,
     ha_status_topic,
-    loads_object,
 )
 from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
-from bridge.mqtt.paho import configured_client, refusal
+from bridge.mqtt.link import MqttLink
+from bridge.mqtt.producers import LatestState, mains_payload
 from bridge.mqtt.spool import Spool, SpoolItem
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BridgePublisher", "CommandGate", "MqttLink", "PublisherStats", "mains_payload"]
 
 REPLAY_WINDOW: Final = 8
 """Replayed messages (batches or events) handed to paho and not yet acknowledged."""
@@ -84,8 +65,6 @@ LIVE_LINGER_S: Final = 0.5
 """A live sample waits at most this long to share a ``samples`` message with the next ones."""
 BIRTH_DELAY_S: Final = (0.5, 3.0)
 """Random delay before republishing after Home Assistant's birth message."""
-PAHO_MAX_INFLIGHT: Final = 200
-"""paho's own in-flight limit; above our window plus a burst of discovery configs."""
 STOP_ACK_WAIT_S: Final = 1.0
 """On the way out: how long to wait for acknowledgements of what was just published."""
 
@@ -97,273 +76,6 @@ CREATE TABLE IF NOT EXISTS mqtt_discovery (
 
 Post = Callable[[Callable[[], None]], None]
 """Run a callable on the owner's (the daemon's main) thread, later."""
-CommandHandler = Callable[[dict[str, Any]], None]
-
-
-# ============================================================================ the link
-
-
-class MqttLink:
-    """One paho-mqtt client with the bridge's will, credentials, TLS and reconnect policy.
-
-    The ``on_*`` callables are called on paho's network thread.
-    """
-
-    def __init__(
-        self,
-        config: MqttConfig,
-        *,
-        device_id: str,
-        will_topic: str,
-        subscriptions: Sequence[tuple[str, int]],
-        on_connected: Callable[[], None],
-        on_disconnected: Callable[[str], None],
-        on_ack: Callable[[int, bool], None],
-        on_message: Callable[[str, bytes, bool], None],
-    ) -> None:
-        self.config = config
-        self.host = config.host
-        self.port = config.effective_port
-        self._will_topic = will_topic
-        self._subscriptions = list(subscriptions)
-        self._on_connected = on_connected
-        self._on_disconnected = on_disconnected
-        self._on_ack = on_ack
-        self._on_message = on_message
-        self._stopping = False
-        self._failure = RepeatedFailure(log, f"broker {self.host}:{self.port}")
-        self.connects = 0
-        """Successful connections since start (reconnects are ``connects - 1``)."""
-        self._v5 = config.protocol == "5"
-        self._client = configured_client(
-            config,
-            # Random per run: another broker user cannot take the bridge's connection over
-            # by connecting with its client id (Mosquitto drops the older of two).
-            client_id=config.client_id or f"powerbridge-bridge-{device_id}-{secrets.token_hex(6)}",
-            username=config.username or bridge_user(device_id),
-            password=config.password(),
-        )
-        self._client.will_set(will_topic, OFFLINE, qos=QOS_STATUS, retain=True)
-        # paho computes the delays in floats; its hints say int.
-        self._client.reconnect_delay_set(
-            cast("int", config.reconnect_min), cast("int", config.reconnect_max)
-        )
-        self._client.max_inflight_messages_set(PAHO_MAX_INFLIGHT)
-        self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._handle_connect
-        self._client.on_connect_fail = self._handle_connect_fail
-        self._client.on_disconnect = self._handle_disconnect
-        self._client.on_publish = self._handle_publish
-        self._client.on_message = self._handle_message
-
-    @property
-    def reconnects(self) -> int:
-        return max(0, self.connects - 1)
-
-    @property
-    def connected(self) -> bool:
-        return self._client.is_connected()
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Connect in the background; paho retries with backoff until the broker answers."""
-        properties = None
-        if self._v5:
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
-
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = 0
-        self._client.connect_async(
-            self.host,
-            self.port,
-            keepalive=max(1, round(self.config.keepalive)),
-            clean_start=True if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=properties,
-        )
-        self._client.loop_start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Publish ``offline`` (retained) and disconnect cleanly; then stop paho's thread."""
-        self._stopping = True
-        if self._client.is_connected():
-            info = self._client.publish(self._will_topic, OFFLINE, qos=QOS_STATUS, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError) as exc:
-                log.warning("could not publish offline before stopping: %s", exc)
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    def publish(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> int | None:
-        """Hand a message to paho; its message id (``None`` if paho refused it)."""
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            log.error(
-                "refused to publish %d bytes to %s: %s (it stays spooled)",
-                len(payload),
-                topic,
-                mqtt.error_string(info.rc),
-            )
-            return None
-        return int(info.mid)
-
-    # ------------------------------------------------------------------ paho callbacks
-    def _handle_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason: ReasonCode,
-        _properties: Any,
-    ) -> None:
-        if reason.is_failure:
-            self._failure.failed(refusal(reason))
-            return
-        if self._subscriptions:
-            client.subscribe(self._subscriptions)
-        client.publish(self._will_topic, ONLINE, qos=QOS_STATUS, retain=True)
-        self.connects += 1
-        self._failure.recovered()
-        log.info("connected to broker %s:%d", self.host, self.port)
-        self._on_connected()
-
-    def _handle_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        self._failure.failed(self._probe())
-
-    def _probe(self) -> str:
-        """Why the broker cannot be reached (paho does not pass the cause on)."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0):
-                return "connection failed (the port answers; TLS or protocol mismatch?)"
-        except OSError as exc:
-            return exc.strerror or str(exc)
-
-    def _handle_disconnect(
-        self,
-        _client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason: ReasonCode,
-        _properties: Any,
-    ) -> None:
-        if self._stopping:
-            return
-        # The broker closes the connection, without a reason in MQTT 3.1.1 ("Unspecified
-        # error"), when a message exceeds its max_packet_size: a warning, with that hint.
-        log.warning(
-            "disconnected from broker %s:%d: %s (reconnecting; if this repeats, see the "
-            "broker's log: a message over its max_packet_size is one cause, mqtt.max_packet_size)",
-            self.host,
-            self.port,
-            reason,
-        )
-        self._on_disconnected(str(reason))
-
-    def _handle_publish(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
-    ) -> None:
-        self._on_ack(mid, not reason.is_failure)
-
-    def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
-
-
-# ============================================================================ commands
-
-
-class CommandGate:
-    """Decode, authenticate and de-duplicate commands on ``<base>/<device_id>/cmd/<name>``."""
-
-    def __init__(
-        self,
-        handlers: Mapping[str, CommandHandler],
-        *,
-        key: bytes | None,
-        max_age: float,
-        clock: Clock,
-    ) -> None:
-        self._handlers = dict(handlers)
-        self._key = key
-        self._max_age = max_age
-        self._clock = clock
-        self._nonces: dict[str, float] = {}
-        self.rejected = 0
-        """Commands refused (bad payload, bad or missing signature, replay, unknown name)."""
-
-    def handle(self, name: str, raw: bytes) -> bool:
-        """Run the command if it is acceptable; log and count it otherwise."""
-        try:
-            handler = self._handler(name)
-            command = self._accept(name, raw)
-            log.info("command %s %s", name, command.args)
-            handler(command.args)
-        except (PayloadError, PowerbridgeError) as exc:
-            self.rejected += 1
-            log.warning("command %s refused: %s", name, exc)
-            return False
-        return True
-
-    def _handler(self, name: str) -> CommandHandler:
-        handler = self._handlers.get(name)
-        if handler is None:
-            known = ", ".join(BRIDGE_COMMANDS)
-            raise PayloadError(f"unknown command {name!r} (known: {known})")
-        return handler
-
-    def _accept(self, name: str, raw: bytes) -> CommandPayload:
-        data = loads_object(raw, max_size=4096)
-        command = CommandPayload.decode(name, raw)
-        if self._key is None:
-            return command
-        if not signing.verify(self._key, data):
-            raise PayloadError("missing or bad signature")
-        now_utc = self._clock.utcnow()
-        if abs((now_utc - command.ts).total_seconds()) > self._max_age:
-            raise PayloadError(f"outside the {self._max_age:.0f} s replay window")
-        now = self._clock.monotonic()
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if command.nonce in self._nonces:
-            raise PayloadError("replayed nonce")
-        self._nonces[command.nonce] = now + 2 * self._max_age
-        return command
-
-
-# ============================================================================ mains payload
-
-
-def mains_payload(
-    device: str,
-    event: MainsEvent,
-    *,
-    clock: Clock,
-    outage_count: int,
-    last_outage_s: float | None,
-    boot: str,
-    n: int,
-    key: bytes | None = None,
-) -> bytes:
-    """The retained ``mains`` payload for ``event``, with fresh ``ts``/``elapsed_s``, signed.
-
-    ``boot``/``n``: this run's id and the message's number in it (see
-    :class:`~bridge.mqtt.contract.MainsPayload`).
-    """
-    payload = MainsPayload(
-        device=device,
-        state=event.state,
-        since=event.began,
-        seq=event.seq,
-        ts=clock.utcnow(),
-        elapsed_s=max(0.0, clock.monotonic() - event.began_monotonic),
-        boot=boot,
-        n=n,
-        source=event.source,
-        outage_count=outage_count,
-        last_outage_s=last_outage_s,
-    )
-    if key is None:
-        return payload.encode()
-    return dumps(signing.sign(key, payload.to_dict()))
 
 
 # ============================================================================ the publisher
@@ -464,8 +176,7 @@ class BridgePublisher:
         self._replay_mids: set[int] = set()
         self._clearing: dict[int, str] = {}
         self._retained: dict[str, _Retained] = {}
-        self._state_channels: dict[int, dict[str, float]] = {}
-        self._state_meta: tuple[datetime, int, str] | None = None
+        self._state = LatestState(device_id)
         self._state_due: float | None = None
         self._state_last = float("-inf")
         self._republish_at: float | None = None
@@ -639,7 +350,7 @@ class BridgePublisher:
             return
         prefix = self.topics.cmd("")
         if topic.startswith(prefix) and not retained:
-            self.commands.handle(topic[len(prefix) :], payload)
+            self.commands.handle(topic, topic[len(prefix) :], payload)
 
     # ------------------------------------------------------------------ publishing
     def _publish_all(self) -> None:
@@ -648,7 +359,7 @@ class BridgePublisher:
         self._publish_discovery()
         for topic in self._retained:
             self._publish_retained(topic)
-        if self._state_meta is not None:
+        if not self._state.empty:
             self._publish_state(self._clock.monotonic())
 
     def _publish_discovery(self) -> None:
@@ -677,28 +388,13 @@ class BridgePublisher:
         self.link.publish(topic, payload, entry.qos, True)
 
     def _update_state(self, reading: Reading, seq: int | None) -> None:
-        values: dict[str, float] = {}
-        for name in READING_FIELDS:
-            value = getattr(reading, name)
-            if value is not None:
-                values[channel_key(name, reading.channel)] = value
-        if reading.energy_wh is not None:
-            values[channel_key("energy_kwh", reading.channel)] = round(reading.energy_wh / 1000, 6)
-        self._state_channels[reading.channel] = values
-        last_seq = seq if seq is not None else (self._state_meta[1] if self._state_meta else 0)
-        self._state_meta = (reading.time, last_seq, reading.meter)
+        self._state.update(reading, seq)
         if self._state_due is None:
             self._state_due = max(self._clock.monotonic(), self._state_last + STATE_MIN_INTERVAL_S)
 
     def state_payload(self) -> bytes | None:
         """The retained ``state``: the newest reading of every channel (``None`` before one)."""
-        if self._state_meta is None:
-            return None
-        ts, seq, meter = self._state_meta
-        merged: dict[str, Any] = {}
-        for channel in sorted(self._state_channels):
-            merged.update(self._state_channels[channel])
-        return StatePayload(self.device_id, ts, seq, meter, merged).encode()
+        return self._state.payload()
 
     def _publish_state(self, now: float) -> None:
         payload = self.state_payload()

@@ -1,9 +1,15 @@
 """The one public MQTT session: short and synchronous, for checks, deployment and tools.
 
-It connects with the bridge's own configuration and credentials (a distinct
-client id, so the running daemon is never kicked off), and turns every way a
-connection can fail into a :class:`BrokerProblemError` that says what is wrong and
-how to fix it.
+:class:`MqttSession` connects with any MQTT configuration and user (a distinct,
+random client id, so a running daemon or client is never kicked off), and turns
+every way a connection can fail into a :class:`BrokerProblemError` that says what is
+wrong and how to fix it.  :class:`BrokerSession` is the bridge's: its configuration
+and its broker user.  The deployment checks and lifecycle, ``powerbridge simulate``
+and the shutdown client's ``status`` and ``uninstall`` all use one of the two.
+
+A session does not retry: it is for a person waiting at a terminal, who is told
+what failed.  (Long-lived connections retry with paho's backoff, see
+:mod:`bridge.mqtt.link`.)
 """
 
 from __future__ import annotations
@@ -13,15 +19,17 @@ import ssl
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 
 from bridge.config import BridgeConfig
+from bridge.config.common import MqttConfig
 from bridge.errors import BrokerError, ConfigError
 from bridge.mqtt.contract import bridge_user
-from bridge.mqtt.paho import TlsFilesError, configure_tls, new_client
+from bridge.mqtt.paho import AUTH_REFUSALS, TlsFilesError, configure_tls, new_client
 
 
 class BrokerProblemError(BrokerError):
@@ -45,14 +53,23 @@ def _reason_value(rc: Any) -> int:
     return int(getattr(rc, "value", rc))
 
 
-class BrokerSession:
-    """Connected to the broker as ``bridge-<device_id>`` (or ``mqtt.username``)."""
+class MqttSession(AbstractContextManager["MqttSession"]):
+    """Connected to the broker of ``mqtt`` (or ``host``:``port``) as ``username``."""
 
-    def __init__(self, config: BridgeConfig, device_id: str, *, purpose: str = "check") -> None:
-        self.config = config
-        self.device_id = device_id
-        self.username = config.mqtt.username or bridge_user(device_id)
-        self.where = f"{config.mqtt.host}:{config.mqtt.effective_port}"
+    def __init__(
+        self,
+        mqtt_config: MqttConfig,
+        *,
+        username: str,
+        purpose: str,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.mqtt = mqtt_config
+        self.username = username
+        self.host = host or mqtt_config.host
+        self.port = port or mqtt_config.effective_port
+        self.where = f"{self.host}:{self.port}"
         self.messages: queue.Queue[Received] = queue.Queue()
         self._connected = threading.Event()
         self._answered = threading.Event()
@@ -60,7 +77,7 @@ class BrokerSession:
         self._subacks: dict[int, list[int]] = {}
         self._suback_event = threading.Condition()
         self._client = new_client(
-            config.mqtt, client_id=f"powerbridge-{purpose}-{device_id}-{uuid.uuid4().hex[:6]}"
+            mqtt_config.protocol, client_id=f"powerbridge-{purpose}-{uuid.uuid4().hex[:6]}"
         )
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
@@ -83,9 +100,9 @@ class BrokerSession:
             self._suback_event.notify_all()
 
     # -- lifecycle ----------------------------------------------------------------------
-    def connect(self, timeout: float = 5.0) -> BrokerSession:
+    def connect(self, timeout: float = 5.0) -> Self:
         """Connect or raise :class:`BrokerProblemError` with a fix."""
-        cfg = self.config.mqtt
+        cfg = self.mqtt
         try:
             password = cfg.password()
         except ConfigError as exc:
@@ -105,7 +122,7 @@ class BrokerSession:
                 "check mqtt.tls.ca_file/cert_file/key_file (readable, PEM)",
             ) from None
         try:
-            self._client.connect(cfg.host, cfg.effective_port, keepalive=int(cfg.keepalive))
+            self._client.connect(self.host, self.port, keepalive=int(cfg.keepalive))
         except ssl.SSLError as exc:
             raise BrokerProblemError(
                 "tls",
@@ -134,7 +151,7 @@ class BrokerSession:
             self.close()
             code = _reason_value(rc)
             text = str(rc)
-            if code in (4, 5, 134, 135):  # bad user name or password / not authorised
+            if code in AUTH_REFUSALS:
                 raise BrokerProblemError(
                     "refused",
                     f"the broker at {self.where} refused user {self.username}: {text} "
@@ -156,9 +173,6 @@ class BrokerSession:
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
-
-    def __enter__(self) -> BrokerSession:
-        return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
@@ -230,3 +244,16 @@ class BrokerSession:
             if msg.topic in topics and msg.retain:
                 out[msg.topic] = msg.payload
         return out
+
+
+class BrokerSession(MqttSession):
+    """Connected to the bridge's broker as ``bridge-<device_id>`` (or ``mqtt.username``)."""
+
+    def __init__(self, config: BridgeConfig, device_id: str, *, purpose: str = "check") -> None:
+        super().__init__(
+            config.mqtt,
+            username=config.mqtt.username or bridge_user(device_id),
+            purpose=f"{purpose}-{device_id}",
+        )
+        self.config = config
+        self.device_id = device_id

@@ -1,8 +1,17 @@
-"""HMAC-SHA256 signatures on control payloads (``mains``, commands).
+"""HMAC-SHA256 signatures on control payloads (``mains``, commands): the one place they are made.
 
-The signature is ``sig = hex(HMAC-SHA256(key, canonical JSON of the payload
-without "sig"))``.  Verification is constant-time.  Replay protection (sequence
-numbers, timestamp windows) is the verifier's job and lives with it.
+The signature is ``sig = hex(HMAC-SHA256(key, canonical JSON of the signed body))``.
+What the body is depends on the kind of message (docs/mqtt-contract.md, "Signatures"):
+
+* ``mains``: the payload without ``sig`` (:func:`sign`, :func:`verify`);
+* commands, to a bridge or to a client: the payload without ``sig`` plus
+  ``"topic": <the topic>`` (:func:`command_signing_body`, :func:`sign_command`,
+  ``verify(..., topic=...)``), so a signed ``cancel`` cannot be replayed as
+  ``shutdown_now``, nor a command for one bridge or client sent to another.
+
+Verification is constant-time.  Replay protection (sequence numbers, nonces,
+timestamp windows) is the verifier's job and lives with it
+(:mod:`bridge.mqtt.commands`, :mod:`bridge.shutdown.intake`).
 """
 
 from __future__ import annotations
@@ -32,20 +41,42 @@ def load_key(path: str | Path) -> bytes:
     return key
 
 
-def signature(key: bytes, payload: dict[str, Any]) -> str:
-    """The hex signature of ``payload`` (its ``sig`` field, if any, is ignored)."""
+def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a *client* command's ``sig`` covers: the payload without ``sig``, plus its topic.
+
+    ``sig = hex(HMAC-SHA256(key, canonical JSON of {…payload without "sig", "topic": topic}))``.
+    The topic is not sent; binding it stops a signed command from being replayed under
+    another name (``cancel`` → ``shutdown_now``) or to another client.
+    """
     body = {k: v for k, v in payload.items() if k != "sig"}
+    body["topic"] = topic
+    return body
+
+
+def signature(key: bytes, payload: dict[str, Any], *, topic: str | None = None) -> str:
+    """The hex signature of ``payload`` (its ``sig`` field, if any, is ignored).
+
+    With ``topic``, the signature also covers the topic (:func:`command_signing_body`).
+    """
+    body = {k: v for k, v in payload.items() if k != "sig"}
+    if topic is not None:
+        body = command_signing_body(topic, body)
     return hmac.new(key, dumps(body), hashlib.sha256).hexdigest()
 
 
-def sign(key: bytes, payload: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``payload`` with its ``sig`` field set."""
-    return {**payload, "sig": signature(key, payload)}
+def sign(key: bytes, payload: dict[str, Any], *, topic: str | None = None) -> dict[str, Any]:
+    """A copy of ``payload`` with its ``sig`` field set (bound to ``topic`` if given)."""
+    return {**payload, "sig": signature(key, payload, topic=topic)}
 
 
-def verify(key: bytes, payload: dict[str, Any]) -> bool:
-    """Whether ``payload`` carries a valid signature made with ``key``."""
+def sign_command(key: bytes, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a client command with its ``sig`` set (for Home Assistant, tools and tests)."""
+    return sign(key, payload, topic=topic)
+
+
+def verify(key: bytes, payload: dict[str, Any], *, topic: str | None = None) -> bool:
+    """Whether ``payload`` carries a valid signature made with ``key`` (bound to ``topic``)."""
     sig = payload.get("sig")
     if not isinstance(sig, str):
         return False
-    return hmac.compare_digest(sig, signature(key, payload))
+    return hmac.compare_digest(sig, signature(key, payload, topic=topic))

@@ -1,4 +1,9 @@
-"""Wiring: configuration → broker address → runtime + MQTT listener; the ``client run`` command."""
+"""Wiring: configuration → broker address → runtime + MQTT listener; the ``client run`` command.
+
+Finding the broker by mDNS retries through :mod:`bridge.shutdown.retry`; the listener's
+reconnects are paho's; ``client status``/``uninstall`` use one short
+:class:`~bridge.mqtt.session.MqttSession` each and do not retry (a person is waiting).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
@@ -17,11 +22,15 @@ from bridge.errors import BrokerError, ConfigError, ConfigProblem, PayloadError
 from bridge.log import RepeatedFailure
 from bridge.mqtt.contract import ClientStatePayload, ClientTopics, client_user
 from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
+from bridge.mqtt.session import BrokerProblemError, MqttSession
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.shutdown.actions import Actions
+from bridge.shutdown.events import Stop
+from bridge.shutdown.identity import client_identity
 from bridge.shutdown.listener import Listener
 from bridge.shutdown.memory import ReplayMemory, default_memory_path
-from bridge.shutdown.runtime import ClientRuntime, Stop, client_identity
+from bridge.shutdown.retry import BROWSE_FIRST_S, until_found
+from bridge.shutdown.runtime import ClientRuntime
 
 log = logging.getLogger("bridge.shutdown")
 
@@ -48,16 +57,16 @@ def resolve_broker(
 ) -> tuple[str, int] | None:
     """``(host, port)`` from the configuration, or found by mDNS with ``host: auto``.
 
-    With ``auto`` this keeps browsing (backing off to ``retry_max``) until a broker is
-    found or ``stop`` is set (then ``None``).  What was found and chosen is logged.
+    With ``auto`` this keeps browsing (backing off to ``retry_max``,
+    :func:`bridge.shutdown.retry.until_found`) until a broker is found or ``stop`` is set
+    (then ``None``).  What was found and chosen is logged.
     """
     mqtt = config.mqtt
     if mqtt.host != AUTO:
         return mqtt.host, mqtt.effective_port
     failure = RepeatedFailure(log, "finding the broker by mDNS (_mqtt._tcp)")
-    delay = min(2.0, retry_max)
-    stop = stop or threading.Event()
-    while not stop.is_set():
+
+    def look() -> tuple[str, int] | None:
         try:
             found = browse(BROWSE_TIMEOUT)
         except OSError as exc:
@@ -66,25 +75,36 @@ def resolve_broker(
         for broker in found:
             log.info("mDNS: found %s", broker.describe())
         chosen = choose_broker(found, bridges=config.bridges, tls=mqtt.tls.enabled)
-        if chosen is not None:
-            failure.recovered()
-            host = chosen.host
-            if mqtt.tls.enabled and chosen.server and not mqtt.tls.insecure:
-                host = chosen.server.rstrip(".")  # the certificate names the host, not the address
-            port = mqtt.port or chosen.port
-            log.warning("using the broker found by mDNS: %s → %s:%d", chosen.describe(), host, port)
-            if chosen.tls != mqtt.tls.enabled:
-                log.warning(
-                    "the broker is advertised %s TLS but mqtt.tls.enabled is %s",
-                    "with" if chosen.tls else "without",
-                    str(mqtt.tls.enabled).lower(),
-                )
-            return host, port
-        if not found:
-            failure.failed("no broker answered; is the bridge advertising it (mqtt.advertise)?")
-        stop.wait(delay)
-        delay = min(delay * 2, retry_max)
-    return None
+        if chosen is None:
+            if not found:
+                failure.failed("no broker answered; is the bridge advertising it (mqtt.advertise)?")
+            return None
+        failure.recovered()
+        return _address(config, chosen)
+
+    return until_found(
+        look,
+        stop=stop or threading.Event(),
+        first=min(BROWSE_FIRST_S, retry_max),
+        most=retry_max,
+    )
+
+
+def _address(config: ClientConfig, chosen: FoundBroker) -> tuple[str, int]:
+    """Where to connect to a broker found by mDNS (logged, with a TLS mismatch warning)."""
+    mqtt = config.mqtt
+    host = chosen.host
+    if mqtt.tls.enabled and chosen.server and not mqtt.tls.insecure:
+        host = chosen.server.rstrip(".")  # the certificate names the host, not the address
+    port = mqtt.port or chosen.port
+    log.warning("using the broker found by mDNS: %s → %s:%d", chosen.describe(), host, port)
+    if chosen.tls != mqtt.tls.enabled:
+        log.warning(
+            "the broker is advertised %s TLS but mqtt.tls.enabled is %s",
+            "with" if chosen.tls else "without",
+            str(mqtt.tls.enabled).lower(),
+        )
+    return host, port
 
 
 @dataclass
@@ -101,32 +121,34 @@ class RunningClient:
         self.listener.stop()
 
 
+class ClientParts(TypedDict, total=False):
+    """What a test or the demo may put in instead of the defaults of :func:`build_client`."""
+
+    clock: Clock | None
+    actions: Actions | None
+    dry_run: bool
+    key: bytes | None
+    memory_path: Path | None
+
+
 def build_client(
-    config: ClientConfig,
-    *,
-    host: str,
-    port: int,
-    clock: Clock | None = None,
-    actions: Actions | None = None,
-    dry_run: bool = False,
-    key: bytes | None = None,
-    memory_path: Path | None = None,
+    config: ClientConfig, *, host: str, port: int, **parts: Unpack[ClientParts]
 ) -> tuple[ClientRuntime, Listener]:
     """The runtime and its listener; the replay memory lives in ``memory_path`` (default
     :func:`~bridge.shutdown.memory.default_memory_path`, or ``client.memory_file``)."""
-    clock = clock or SuspendAwareClock()
-    client_id, name = client_identity(config)
-    actions = actions or Actions(config.shutdown, dry_run=dry_run or config.shutdown.dry_run)
-    path = memory_path or memory_file(config)
+    clock = parts.get("clock") or SuspendAwareClock()
+    key = parts.get("key")
+    dry_run = parts.get("dry_run", False) or config.shutdown.dry_run
+    actions = parts.get("actions") or Actions(config.shutdown, dry_run=dry_run)
+    path = parts.get("memory_path") or memory_file(config)
     runtime = ClientRuntime(
         config,
         clock=clock,
         actions=actions,
         key=key,
-        client_id=client_id,
-        name=name,
         memory=ReplayMemory(path),
     )
+    client_id = runtime.client_id
     listener = Listener(
         config.mqtt,
         host=host,
@@ -175,81 +197,45 @@ def describe(runtime: ClientRuntime) -> str:
 
 
 def start_client(
-    config: ClientConfig,
-    *,
-    host: str,
-    port: int,
-    clock: Clock | None = None,
-    actions: Actions | None = None,
-    key: bytes | None = None,
-    memory_path: Path | None = None,
+    config: ClientConfig, *, host: str, port: int, **parts: Unpack[ClientParts]
 ) -> RunningClient:
     """Start a client in a background thread (for tests and the demo)."""
-    runtime, listener = build_client(
-        config,
-        host=host,
-        port=port,
-        clock=clock,
-        actions=actions,
-        key=key,
-        memory_path=memory_path,
-    )
+    runtime, listener = build_client(config, host=host, port=port, **parts)
     thread = threading.Thread(target=runtime.run, name="powerbridge-client", daemon=True)
     thread.start()
     listener.start()
     return RunningClient(runtime, listener, thread)
 
 
-def fetch_state(
-    config: ClientConfig, *, timeout: float = 3.0
-) -> tuple[str | None, dict[str, Any] | None]:
-    """The client's retained ``status`` and ``state`` as the broker has them (for ``status``)."""
-    import uuid
-
-    import paho.mqtt.client as mqtt
-
-    from bridge.mqtt.paho import configured_client
-
+def _session(config: ClientConfig, purpose: str, timeout: float) -> MqttSession:
+    """A connected short session as this client's broker user (for ``status``, ``uninstall``)."""
     address = resolve_broker(config, stop=_stopped_after(timeout))
     if address is None:
         raise BrokerError("no broker found by mDNS")
     client_id, _name = client_identity(config)
-    topics = ClientTopics(config.mqtt.base_topic, client_id)
-    found: dict[str, bytes] = {}
-    done = threading.Event()
-    paho = configured_client(
+    session = MqttSession(
         config.mqtt,
-        client_id=f"powerbridge-status-{uuid.uuid4().hex[:8]}",
         username=config.mqtt.username or client_user(client_id),
-        password=config.mqtt.password(),
+        purpose=purpose,
+        host=address[0],
+        port=address[1],
     )
-
-    def on_connect(c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
-        if reason.is_failure:
-            found["error"] = str(reason).encode()
-            done.set()
-            return
-        c.subscribe([(topics.status, 1), (topics.state, 1)])
-
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        found[msg.topic] = bytes(msg.payload)
-        if topics.status in found and topics.state in found:
-            done.set()
-
-    paho.on_connect = on_connect
-    paho.on_message = on_message
     try:
-        paho.connect(address[0], address[1], keepalive=10)
-    except OSError as exc:
-        raise BrokerError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
-    paho.loop_start()
-    try:
-        done.wait(timeout)
-    finally:
-        paho.disconnect()
-        paho.loop_stop()
-    if "error" in found:
-        raise BrokerError(f"the broker refused us: {found['error'].decode()}")
+        return session.connect(timeout)
+    except BrokerProblemError as exc:
+        if exc.kind == "unreachable":
+            raise BrokerError(f"cannot connect to {session.where}: {exc}") from None
+        raise BrokerError(f"{exc}\n  fix: {exc.fix}") from None
+
+
+def fetch_state(
+    config: ClientConfig, *, timeout: float = 3.0
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The client's retained ``status`` and ``state`` as the broker has them (for ``status``)."""
+    client_id, _name = client_identity(config)
+    topics = ClientTopics(config.mqtt.base_topic, client_id)
+    with _session(config, "status", timeout) as session:
+        found = session.retained([topics.status, topics.state], wait=timeout)
     status = found.get(topics.status)
     state = None
     if topics.state in found:
@@ -278,52 +264,15 @@ def clear_retained(config: ClientConfig, *, timeout: float = 5.0) -> list[str]:
     each of :func:`retained_topics`), as ``client uninstall`` does once the service is
     stopped; the topics cleared.  :class:`BrokerError` if the broker cannot be reached,
     refuses us or does not acknowledge every message within ``timeout``."""
-    import time
-    import uuid
-
-    import paho.mqtt.client as mqtt
-
-    from bridge.mqtt.paho import configured_client
-
-    address = resolve_broker(config, stop=_stopped_after(timeout))
-    if address is None:
-        raise BrokerError("no broker found by mDNS")
-    client_id, _name = client_identity(config)
     topics = retained_topics(config)
-    connected = threading.Event()
-    refused: list[str] = []
-    paho = configured_client(
-        config.mqtt,
-        client_id=f"powerbridge-uninstall-{uuid.uuid4().hex[:8]}",
-        username=config.mqtt.username or client_user(client_id),
-        password=config.mqtt.password(),
-    )
-
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
-        if reason.is_failure:
-            refused.append(str(reason))
-        connected.set()
-
-    paho.on_connect = on_connect
-    try:
-        paho.connect(address[0], address[1], keepalive=10)
-    except OSError as exc:
-        raise BrokerError(f"cannot connect to {address[0]}:{address[1]}: {exc}") from None
-    paho.loop_start()
-    try:
-        deadline = time.monotonic() + timeout
-        if not connected.wait(timeout):
-            raise BrokerError(f"no answer from {address[0]}:{address[1]} within {timeout:g} s")
-        if refused:
-            raise BrokerError(f"the broker refused us: {refused[0]}")
-        sent = [paho.publish(topic, b"", qos=1, retain=True) for topic in topics]
-        for info in sent:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not info.is_published():
-                raise BrokerError(f"the broker did not acknowledge within {timeout:g} s")
-    finally:
-        paho.disconnect()
-        paho.loop_stop()
+    with _session(config, "uninstall", timeout) as session:
+        try:
+            for topic in topics:
+                session.publish(topic, b"", qos=1, retain=True, timeout=timeout)
+        except BrokerProblemError as exc:
+            raise BrokerError(
+                f"the broker did not acknowledge within {timeout:g} s: {exc}"
+            ) from None
     return topics
 
 

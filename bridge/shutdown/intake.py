@@ -32,17 +32,17 @@ Order and freshness, without any wall clock
 Commands (``clients/<id|all>/cmd/<name>``)
     known name; not retained (a retained command would be obeyed again after every
     reconnect); remote commands enabled (``shutdown.allow_remote``, which requires a
-    key); a valid signature over the payload *and its topic* (see
-    :func:`command_signing_body`), so a signed ``cancel`` cannot be replayed as a
-    ``shutdown_now`` or to another client; ``ts`` within ``max_age`` of our wall
-    clock; a nonce not seen before.
+    key); then the checks of the one command verifier,
+    :class:`bridge.mqtt.commands.CommandVerifier`: a valid signature over the payload
+    *and its topic* (:func:`bridge.mqtt.signing.command_signing_body`), so a signed
+    ``cancel`` cannot be replayed as a ``shutdown_now`` or to another client; ``args``
+    holding at most a short ``reason``; ``ts`` within ``max_age`` of our wall clock; a
+    nonce not seen before (a bounded memory).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,14 +51,13 @@ from typing import Any, Final
 from bridge.errors import PayloadError
 from bridge.model import MainsState
 from bridge.mqtt import signing
+from bridge.mqtt.commands import CommandRejectedError, CommandVerifier
 from bridge.mqtt.contract import (
     CLIENT_COMMANDS,
     MAX_CONTROL_PAYLOAD,
     OFFLINE,
     ONLINE,
-    CommandPayload,
     MainsPayload,
-    command_signing_body,
     loads_object,
 )
 from bridge.shutdown.view import MainsFact
@@ -69,12 +68,9 @@ __all__ = [
     "Intake",
     "Rejected",
     "Rejections",
-    "command_signing_body",
-    "sign_command",
 ]
 
 MAX_REASON_LENGTH: Final = 200
-NONCE_MEMORY: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +100,6 @@ class CommandFact:
     name: str
     reason: str | None
     received: float
-
-
-def sign_command(key: bytes, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a command payload with its ``sig`` set (for Home Assistant, tools and tests)."""
-    return {**payload, "sig": signing.signature(key, command_signing_body(topic, payload))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +149,12 @@ class Intake:
         self._memory: dict[str, Mark] = {}
         self._reported: set[str] = set()
         """Bridges whose current mark has been handed to the tracker in this run."""
-        self._nonces: OrderedDict[str, float] = OrderedDict()
+        self._commands = CommandVerifier(
+            CLIENT_COMMANDS,
+            key=key,
+            max_age=max_age,
+            check_args=_reason_only,
+        )
 
     @property
     def signed(self) -> bool:
@@ -289,20 +285,14 @@ class Intake:
         *,
         retained: bool = False,
     ) -> CommandFact | Rejected:
+        """Check a command received on ``topic`` (see the module docstring)."""
         try:
-            return self._command(topic, name, raw, received, wall, retained=retained)
+            return self._command(topic, name, raw, received, wall, retained)
         except _Reject as exc:
             return exc.rejected
 
-    def _command(
-        self,
-        topic: str,
-        name: str,
-        raw: bytes,
-        received: float,
-        wall: datetime,
-        *,
-        retained: bool,
+    def _command(  # noqa: PLR0917 - the message's parts, as :meth:`command` received them
+        self, topic: str, name: str, raw: bytes, received: float, wall: datetime, retained: bool
     ) -> CommandFact:
         if name not in CLIENT_COMMANDS:
             raise _Reject("unknown_command", f"{name!r}")
@@ -312,40 +302,20 @@ class Intake:
             raise _Reject(
                 "remote_disabled", "shutdown.allow_remote is off (it requires signing.key_file)"
             )
-        data = self._parse(raw)
-        sig = data.get("sig")
-        if not isinstance(sig, str):
-            raise _Reject("unsigned", "commands must be signed")
-        expected = signing.signature(self._key, command_signing_body(topic, data))
-        if not hmac.compare_digest(sig, expected):
-            raise _Reject("bad_signature", "signature does not match")
         try:
-            command = CommandPayload.decode(name, raw)
-        except PayloadError as exc:
-            raise _Reject("malformed", str(exc)) from None
-        except (ValueError, OverflowError, TypeError) as exc:
-            raise _Reject("malformed", exc.__class__.__name__) from None
-        reason = command.args.get("reason")
-        if set(command.args) - {"reason"} or (
-            reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH)
-        ):
-            raise _Reject("malformed", "args may only hold a short text 'reason'")
-        if abs((command.ts - wall).total_seconds()) > self._max_age_s:
-            raise _Reject("stale", "command timestamp is outside the replay window of our clock")
-        self._forget_nonces(received)
-        if command.nonce in self._nonces:
-            raise _Reject("replayed", "nonce already used")
-        self._nonces[command.nonce] = received + 2 * self._max_age_s + 3600
-        while len(self._nonces) > NONCE_MEMORY:
-            self._nonces.popitem(last=False)
-        return CommandFact(name=name, reason=reason, received=received)
+            command = self._commands.verify(topic, name, raw, received=received, wall=wall)
+        except CommandRejectedError as exc:
+            raise _Reject(exc.reason, exc.detail) from None
+        return CommandFact(name=name, reason=command.args.get("reason"), received=received)
 
-    def _forget_nonces(self, now: float) -> None:
-        while self._nonces:
-            nonce, expires = next(iter(self._nonces.items()))
-            if expires > now:
-                return
-            del self._nonces[nonce]
+
+def _reason_only(args: dict[str, Any]) -> str | None:
+    reason = args.get("reason")
+    if set(args) - {"reason"} or (
+        reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH)
+    ):
+        return "args may only hold a short text 'reason'"
+    return None
 
 
 class Rejections:

@@ -127,22 +127,12 @@ class Decision:
 # --------------------------------------------------------------------------- helpers
 
 
-def _lost(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | None:
-    """When the loss of ``b`` was detected (``None``: not lost)."""
-    detected: list[float] = []
-    if not view.connected and view.disconnected_since is not None:
-        detected.append(view.disconnected_since)
-    if b.online is False and b.offline_since is not None:
-        detected.append(b.offline_since)
-    if b.confirming_since is not None:
-        detected.append(b.confirming_since)
-    if b.last_heard is not None and now >= b.last_heard + s.silence_after:
-        detected.append(b.last_heard + s.silence_after)
-    return min(detected) if detected else None
-
-
-def _last_sign_of_life(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | None:
-    """Since when ``b`` has been unreachable, for "silent for N s" warnings."""
+def _loss_times(
+    b: BridgeView, view: View, now: float, s: PolicySettings, *, silence_from_last_heard: bool
+) -> float | None:
+    """The earliest sign that ``b`` is unreachable (``None``: none).  A bridge fallen silent
+    counts from when the silence was detected, or (``silence_from_last_heard``) from when
+    it was last heard."""
     times: list[float] = []
     if not view.connected and view.disconnected_since is not None:
         times.append(view.disconnected_since)
@@ -151,8 +141,18 @@ def _last_sign_of_life(b: BridgeView, view: View, now: float, s: PolicySettings)
     if b.confirming_since is not None:
         times.append(b.confirming_since)
     if b.last_heard is not None and now >= b.last_heard + s.silence_after:
-        times.append(b.last_heard)
+        times.append(b.last_heard + (0.0 if silence_from_last_heard else s.silence_after))
     return min(times) if times else None
+
+
+def _lost(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | None:
+    """When the loss of ``b`` was detected (``None``: not lost)."""
+    return _loss_times(b, view, now, s, silence_from_last_heard=False)
+
+
+def _last_sign_of_life(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | None:
+    """Since when ``b`` has been unreachable, for "silent for N s" warnings."""
+    return _loss_times(b, view, now, s, silence_from_last_heard=True)
 
 
 def _fmt(seconds: float) -> str:

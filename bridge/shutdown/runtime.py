@@ -16,34 +16,38 @@ from __future__ import annotations
 import logging
 import queue
 import random
-import re
-import secrets
-import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from bridge.clock import Clock, isoformat_utc
+from bridge.clock import Clock
 from bridge.config.client import ClientConfig
-from bridge.errors import PayloadError
 from bridge.model import MainsState
 from bridge.mqtt.contract import (
-    ALL_CLIENTS,
     OFFLINE,
     ONLINE,
     QOS_CLIENT_STATE,
-    BridgeTopics,
     ClientStatePayload,
     ClientTopics,
-    ha_status_topic,
 )
 from bridge.shutdown.actions import Actions, ShutdownOutcome
 from bridge.shutdown.discovery import client_discovery
+from bridge.shutdown.events import (
+    ActionDone,
+    Connected,
+    Disconnected,
+    Event,
+    Message,
+    Publisher,
+    Stop,
+)
+from bridge.shutdown.identity import Twins, client_identity
 from bridge.shutdown.intake import CommandFact, Ignored, Intake, Rejected, Rejections
 from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
+from bridge.shutdown.retry import LOOP_ERROR_PAUSE_S, SHUTDOWN_AGAIN_S
+from bridge.shutdown.routes import Routes
+from bridge.shutdown.state import client_state, lasting_part
 from bridge.shutdown.view import MainsFact, Tracker
 
 log = logging.getLogger("bridge.shutdown")
@@ -52,69 +56,14 @@ QOS_CLIENT: Final = QOS_CLIENT_STATE
 STATE_INTERVAL: Final = 5.0
 """While counting, the retained state (with ``seconds_left``) is republished this often."""
 MAX_SLEEP: Final = 60.0
-RETRY_AFTER: Final = 60.0
-"""A shutdown whose every command failed is tried again this long after, while it is due."""
+RETRY_AFTER: Final = SHUTDOWN_AGAIN_S
+"""A shutdown whose every command failed is tried again this long after (:mod:`.retry`)."""
 HA_REPUBLISH_MIN: Final = 0.5
 HA_REPUBLISH_MAX: Final = 3.0
 
 
-# --------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    payload: bytes
-    retained: bool
-    received: float
-    """Monotonic time of receipt (taken in the network thread)."""
-    wall: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ActionDone:
-    outcome: ShutdownOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    pass
-
-
-Event = Message | Connected | Disconnected | ActionDone | Stop
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None: ...
-
-
 def _spawn_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="powerbridge-action", daemon=True).start()
-
-
-# --------------------------------------------------------------------------- identity
-
-
-def default_client_id() -> str:
-    """This computer's host name, made safe as a topic level."""
-    host = socket.gethostname().split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_-]", "-", host)[:64].strip("-") or "pc"
-
-
-def client_identity(config: ClientConfig) -> tuple[str, str]:
-    """``(client_id, display name)``."""
-    client_id = config.client.id or default_client_id()
-    return client_id, config.client.name or client_id
 
 
 # --------------------------------------------------------------------------- runtime
@@ -146,7 +95,14 @@ class ClientRuntime:
         self.settings = PolicySettings.from_config(config.shutdown)
         self._spawn = spawn
         self._base = config.mqtt.base_topic
-        self._topics = ClientTopics(self._base, self.client_id)
+        discovery = config.mqtt.discovery
+        self._routes = Routes(
+            self._base,
+            self.client_id,
+            list(config.bridges),
+            discovery.prefix if discovery.enabled else None,
+        )
+        self._topics = self._routes.own
         self.intake = Intake(
             config.bridges,
             key=key,
@@ -159,19 +115,9 @@ class ClientRuntime:
         self.tracker = Tracker(config.bridges, clock.monotonic())
         self.rejections = Rejections(log, clock.monotonic)
         self._queue: queue.Queue[Event] = queue.Queue()
-        self._routes: dict[str, tuple[str, str]] = {}
-        for device in config.bridges:
-            topics = BridgeTopics(self._base, device)
-            self._routes[topics.mains] = ("mains", device)
-            self._routes[topics.status] = ("status", device)
-        self._cmd_prefixes = (
-            self._topics.cmd(""),
-            ClientTopics(self._base, ALL_CLIENTS).cmd(""),
-        )
-        self._ha_status = ha_status_topic(config.mqtt.discovery.prefix)
-        self.instance = secrets.token_hex(6)
+        self._twins = Twins(self.client_id)
+        self.instance = self._twins.instance
         """This process, in the ``state`` payload: two processes with one identity see it."""
-        self._twins: set[str] = set()
 
         self.decision: Decision | None = None
         self.shutdowns = 0
@@ -188,16 +134,7 @@ class ClientRuntime:
     # -- subscriptions ------------------------------------------------------------------
     @property
     def subscriptions(self) -> list[tuple[str, int]]:
-        subs = [(topic, 1) for topic in self._routes]
-        subs += [
-            (self._topics.status, 1),
-            (self._topics.state, 1),
-            (self._topics.cmd_filter, 1),
-            (ClientTopics(self._base, ALL_CLIENTS).cmd_filter, 1),
-        ]
-        if self.config.mqtt.discovery.enabled:
-            subs.append((self._ha_status, 1))
-        return subs
+        return list(self._routes.subscriptions)
 
     @property
     def topics(self) -> ClientTopics:
@@ -235,58 +172,32 @@ class ClientRuntime:
             self._action_done(event.outcome)
 
     def _message(self, msg: Message) -> None:
-        route = self._routes.get(msg.topic)
-        if route is not None:
-            kind, device = route
-            if kind == "mains":
-                self._mains(device, msg)
-            else:
-                self._status(device, msg)
-            return
-        if msg.topic in (self._topics.status, self._topics.state):
+        route = self._routes.route(msg.topic)
+        if route is None:
+            self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
+        elif route.kind == "mains":
+            self._mains(route.name, msg)
+        elif route.kind == "status":
+            self._status(route.name, msg)
+        elif route.kind == "own":
             self._own_topic(msg)
-            return
-        for prefix in self._cmd_prefixes:
-            if msg.topic.startswith(prefix):
-                self._command(msg, msg.topic[len(prefix) :])
-                return
-        if msg.topic == self._ha_status:
-            if msg.payload == ONLINE.encode() and not msg.retained:
-                # Home Assistant restarted: republish after a short random delay, so that a
-                # fleet of clients does not answer in the same instant.
-                jitter = random.uniform(HA_REPUBLISH_MIN, HA_REPUBLISH_MAX)  # noqa: S311 - not crypto
-                self._republish_at = msg.received + jitter
-            return
-        self.rejections.add(msg.topic, Rejected("unexpected_topic", "not subscribed to this"))
+        elif route.kind == "command":
+            self._command(msg, route.name)
+        elif msg.payload == ONLINE.encode() and not msg.retained:
+            # Home Assistant restarted: republish after a short random delay, so that a
+            # fleet of clients does not answer in the same instant.
+            jitter = random.uniform(HA_REPUBLISH_MIN, HA_REPUBLISH_MAX)  # noqa: S311 - not crypto
+            self._republish_at = msg.received + jitter
 
     def _own_topic(self, msg: Message) -> None:
         """Our own ``status``/``state``: another process with this identity shows up here."""
         if msg.retained:
             return  # what an earlier run (or a twin) left: not a sign of a twin now
-        if msg.topic == self._topics.status:
-            if msg.payload == OFFLINE.encode() and self.publisher is not None:
-                # A twin that stopped (or the last will of one) said we are offline.
-                log.warning(
-                    "someone said this client (%s) is offline while it runs: another "
-                    "`client run` with the same client.id? saying online again",
-                    self.client_id,
-                )
-                self.publisher.publish(msg.topic, ONLINE.encode(), qos=QOS_CLIENT, retain=True)
-            return
-        try:
-            other = ClientStatePayload.decode(msg.payload).instance
-        except PayloadError:
-            return
-        if isinstance(other, str) and other != self.instance and other not in self._twins:
-            self._twins.add(other)
-            log.error(
-                "another shutdown client with the id %s is running (instance %s; this one is "
-                "%s): stop one of them, or give one another client.id — both act on outages "
-                "and publish the same state",
-                self.client_id,
-                other,
-                self.instance,
-            )
+        if msg.topic == self._topics.state:
+            self._twins.state_seen(msg.payload)
+        elif msg.payload == OFFLINE.encode() and self.publisher is not None:
+            self._twins.said_offline()  # a twin that stopped (or its last will)
+            self.publisher.publish(msg.topic, ONLINE.encode(), qos=QOS_CLIENT, retain=True)
 
     def _mains(self, device: str, msg: Message) -> None:
         result = self.intake.mains(
@@ -492,60 +403,26 @@ class ClientRuntime:
 
     def state(self, decision: Decision, now: float) -> dict[str, Any]:
         """The ``clients/<id>/state`` payload (without ``v``); see docs/mqtt-contract.md."""
-        view = self.tracker.view()
-        wall = self.clock.utcnow()
-        supplies: dict[str, Any] = {}
-        lost = {n.device_id for n in decision.notices if n.code.startswith("lost")}
-        for b in view.bridges:
-            supplies[b.device_id] = {
-                "mains": b.mains.value,
-                "online": b.online,
-                "seq": b.seq,
-                "state_for_s": None if b.state_start is None else round(now - b.state_start, 1),
-                "heard_s_ago": None if b.last_heard is None else round(now - b.last_heard, 1),
-                "lost": b.device_id in lost,
-            }
-        deadline_wall = None
-        if decision.seconds_left is not None:
-            deadline_wall = isoformat_utc(wall + timedelta(seconds=decision.seconds_left))
-        return {
+        own = {
             "client": self.client_id,
             "name": self.name,
             "state": self.phase_name,
             "armed": self.armed(),
             "dry_run": self.actions.dry_run,
-            "cause": None if decision.cause is None else decision.cause.value,
-            "reason": decision.reason,
-            "deadline": deadline_wall,
-            "seconds_left": (
-                None if decision.seconds_left is None else round(decision.seconds_left, 1)
-            ),
             "delay_s": self.settings.delay,
             "min_supplies": self.settings.min_supplies,
-            "supplied": decision.supplied,
-            "bridges": [b.device_id for b in view.bridges],
-            "supplies": supplies,
             "error": "no shutdown command succeeded" if self.failed else None,
-            "notices": sorted({n.code for n in decision.notices}),
             "rejected": self.rejections.total,
             "instance": self.instance,
-            "twins": len(self._twins),
-            "ts": isoformat_utc(wall),
+            "twins": len(self._twins.others),
         }
+        return client_state(own, self.tracker.view(), decision, now, self.clock.utcnow())
 
     def _publish_state(self, decision: Decision, now: float) -> None:
         if self.publisher is None or not self._connected():
             return
         state = self.state(decision, now)
-        stable = {
-            k: v
-            for k, v in state.items()
-            if k not in ("seconds_left", "ts", "deadline", "supplies")
-        }
-        stable["supplies"] = {
-            d: {k: v for k, v in b.items() if k not in ("state_for_s", "heard_s_ago")}
-            for d, b in state["supplies"].items()
-        }
+        stable = lasting_part(state)
         periodic = self.phase_name == "counting" and now - self._last_state_at >= STATE_INTERVAL
         if stable == self._last_state and not periodic:
             return
@@ -590,8 +467,8 @@ class ClientRuntime:
                 decision = self.evaluate()
                 timeout = max(0.0, self.next_wake(decision) - self.clock.monotonic())
             except Exception:  # never let a bug end the watch: log, retry shortly
-                log.exception("error while deciding; retrying in 1 s")
-                timeout = 1.0
+                log.exception("error while deciding; retrying in %g s", LOOP_ERROR_PAUSE_S)
+                timeout = LOOP_ERROR_PAUSE_S
             try:
                 event = self._queue.get(timeout=timeout)
             except queue.Empty:

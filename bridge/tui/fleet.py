@@ -197,25 +197,35 @@ class Fleet:
             return []
         rest = levels[len(base_levels) :]
         self.messages += 1
+        view: BridgeView | ClientView
         if len(rest) == 3 and rest[0] == CLIENTS_LEVEL and rest[2] in CLIENT_TOPICS:
-            return self._client_message(rest[1], rest[2], payload, now, retained)
-        if len(rest) == 2 and rest[0] != CLIENTS_LEVEL and rest[1] in BRIDGE_TOPICS:
-            view = self.bridge(rest[0])
-            changes = self._bridge_message(rest[0], rest[1], payload, now, retained)
-            if rest[1] == "mains" and view.mains is not None and view.mains_at == now:
-                view.mains_age = _retained_age(view.mains, wall) if retained else 0.0
-            return changes
-        return []
+            view, kind = self.client(rest[1]), rest[2]
+        elif len(rest) == 2 and rest[0] != CLIENTS_LEVEL and rest[1] in BRIDGE_TOPICS:
+            view, kind = self.bridge(rest[0]), rest[1]
+        else:
+            return []
+        if kind == "status":
+            return self._status(view, payload, now, retained)
+        if isinstance(view, ClientView):
+            return self._client_state(view, payload, now, retained)
+        return self._bridge_message(view, kind, payload, now, retained=retained, wall=wall)
 
     # -- bridges --------------------------------------------------------------------
     def _bridge_message(
-        self, device_id: str, kind: str, payload: bytes, now: float, retained: bool
+        self,
+        view: BridgeView,
+        kind: str,
+        payload: bytes,
+        now: float,
+        *,
+        retained: bool,
+        wall: datetime | None,
     ) -> list[Change]:
-        view = self.bridge(device_id)
-        if kind == "status":
-            return self._status(view, payload, now, retained)
         if kind == "mains":
-            return self._bridge_mains(view, payload, now, retained)
+            changes = self._bridge_mains(view, payload, now, retained)
+            if view.mains is not None and view.mains_at == now:
+                view.mains_age = _retained_age(view.mains, wall) if retained else 0.0
+            return changes
         try:
             if kind == "state":
                 view.state, view.state_at = StatePayload.decode(payload).to_dict(), now
@@ -241,12 +251,9 @@ class Fleet:
         return [Change("mains", view.device_id, mains.state.value, now, detail, retained)]
 
     # -- clients --------------------------------------------------------------------
-    def _client_message(
-        self, client_id: str, kind: str, payload: bytes, now: float, retained: bool
+    def _client_state(
+        self, view: ClientView, payload: bytes, now: float, retained: bool
     ) -> list[Change]:
-        view = self.client(client_id)
-        if kind == "status":
-            return self._status(view, payload, now, retained)
         try:
             data = ClientStatePayload.decode(payload).to_dict()
         except PayloadError:
@@ -262,7 +269,7 @@ class Fleet:
             detail = f"{left:.0f} s left"
         if view.dry_run and phase not in ("idle", "counting"):
             detail = "dry run"
-        return [Change("client_state", client_id, phase, now, detail, retained)]
+        return [Change("client_state", view.client_id, phase, now, detail, retained)]
 
     def _status(
         self, view: BridgeView | ClientView, payload: bytes, now: float, retained: bool

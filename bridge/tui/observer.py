@@ -5,6 +5,11 @@ fleet under a lock, and the changes it reports are queued for the caller's
 thread (the view).  Subscriptions are made in ``on_connect`` so that they are
 renewed after a reconnect.  The demo also publishes its ``simulate`` commands
 through :meth:`FleetObserver.publish`.
+
+Its paho client comes from :mod:`bridge.mqtt.paho` like every other; it stays
+connected (paho reconnects with its backoff) rather than being a one-shot
+:class:`~bridge.mqtt.session.BrokerSession`, because it watches for as long as the
+view is open.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.errors import BrokerError
+from bridge.mqtt.paho import new_client, reason_text, set_reconnect_backoff, trust_ca
 from bridge.tui.fleet import Change, Fleet, subscriptions
 
 log = logging.getLogger(__name__)
+
+RECONNECT_S = (1.0, 10.0)
+"""paho's reconnect backoff for a watching person: first and longest wait, seconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +57,6 @@ class BrokerAddress:
         who = f"{self.username}@" if self.username else ""
         scheme = "mqtts" if self.tls else "mqtt"
         return f"{scheme}://{who}{self.host}:{self.port}"
-
-
-def _reason_text(rc: ReasonCode) -> str:
-    value = int(rc.value)
-    known = {
-        4: "bad user name or password",
-        5: "not authorised",
-        134: "bad user name or password",
-        135: "not authorised",
-    }
-    return known.get(value, str(rc))
 
 
 class FleetObserver:
@@ -87,20 +84,14 @@ class FleetObserver:
         self._refused: str | None = None
         self._stopping = False
         self._pending_subs: set[int] = set()
-        protocol = mqtt.MQTTv5 if address.protocol == "5" else mqtt.MQTTv311
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"powerbridge-watch-{uuid.uuid4().hex[:8]}",
-            protocol=protocol,
+        self._client = new_client(
+            address.protocol, client_id=client_id or f"powerbridge-watch-{uuid.uuid4().hex[:8]}"
         )
         if address.username is not None:
             self._client.username_pw_set(address.username, address.password)
         if address.tls:
-            context = ssl.create_default_context(cafile=address.ca_file)
-            if address.insecure:
-                context.check_hostname = False
-            self._client.tls_set_context(context)
-        self._client.reconnect_delay_set(1, 10)
+            trust_ca(self._client, address.ca_file, check_hostname=not address.insecure)
+        set_reconnect_backoff(self._client, *RECONNECT_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -116,7 +107,7 @@ class FleetObserver:
         _props: Properties | None,
     ) -> None:
         if rc.is_failure:
-            self._refused = _reason_text(rc)
+            self._refused = reason_text(rc)
             return
         self._refused = None
         self.connected.set()

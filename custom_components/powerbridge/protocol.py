@@ -340,7 +340,7 @@ def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
     """What a command's ``sig`` covers: the payload without ``sig``, plus its topic.
 
     Binding the topic stops a signed ``cancel`` from being replayed as ``shutdown_now``
-    or to another client (``command_signing_body`` in ``bridge/shutdown/intake.py``).
+    or to another client (``command_signing_body`` in ``bridge/mqtt/signing.py``).
     """
     body = {k: v for k, v in payload.items() if k != "sig"}
     body["topic"] = topic
@@ -354,12 +354,11 @@ def encode_command(
     ts: datetime,
     nonce: str,
     key: bytes | None = None,
-    bind_topic: bool = True,
 ) -> bytes:
     """A command for ``topic``: ``{"v":1,"ts","nonce","args"[,"sig"]}``, signed with ``key``.
 
-    Shutdown clients verify a signature over the payload *and its topic*
-    (``bind_topic``); bridges (``cmd/simulate``) verify one over the payload alone.
+    Bridges and shutdown clients verify a signature over the payload *and its topic*
+    (:func:`command_signing_body`).
     """
     payload: dict[str, Any] = {
         "v": PAYLOAD_VERSION,
@@ -368,6 +367,5 @@ def encode_command(
         "args": args,
     }
     if key is not None:
-        body = command_signing_body(topic, payload) if bind_topic else payload
-        payload["sig"] = signature(key, body)
+        payload["sig"] = signature(key, command_signing_body(topic, payload))
     return dumps(payload)

@@ -324,9 +324,7 @@ class BridgeRuntime:
             self._notify()
 
     # ------------------------------------------------------------------ outbound
-    async def async_command(
-        self, topic: str, args: dict[str, Any], *, require_key: bool, bind_topic: bool
-    ) -> None:
+    async def async_command(self, topic: str, args: dict[str, Any], *, require_key: bool) -> None:
         """Publish a command (``CommandPayload``), signed with the entry's key when it has one.
 
         ``require_key``: refuse to send it unsigned (shutdown clients ignore unsigned
@@ -343,7 +341,6 @@ class BridgeRuntime:
             ts=dt_util.utcnow(),
             nonce=secrets.token_hex(8),
             key=self.key,
-            bind_topic=bind_topic,
         )
         await mqtt.async_publish(
             self.hass, topic, payload.decode(), qos=protocol.QOS_CMD, retain=False

@@ -105,20 +105,18 @@ def async_register_services(hass: HomeAssistant) -> None:
     async def simulate_outage(call: ServiceCall) -> None:
         runtime = _runtime(hass, call)
         topic = protocol.bridge_cmd_topic(runtime.base, runtime.device_id, "simulate")
-        await runtime.async_command(
-            topic, {"mains": call.data[ATTR_MAINS]}, require_key=False, bind_topic=False
-        )
+        await runtime.async_command(topic, {"mains": call.data[ATTR_MAINS]}, require_key=False)
 
     async def cancel_shutdown(call: ServiceCall) -> None:
         runtime = _runtime(hass, call)
         topic = protocol.client_cmd_topic(runtime.base, call.data[ATTR_CLIENT_ID], "cancel")
-        await runtime.async_command(topic, {}, require_key=True, bind_topic=True)
+        await runtime.async_command(topic, {}, require_key=True)
 
     async def shutdown_now(call: ServiceCall) -> None:
         runtime = _runtime(hass, call)
         topic = protocol.client_cmd_topic(runtime.base, call.data[ATTR_CLIENT_ID], "shutdown_now")
         args = {ATTR_REASON: call.data[ATTR_REASON]} if ATTR_REASON in call.data else {}
-        await runtime.async_command(topic, args, require_key=True, bind_topic=True)
+        await runtime.async_command(topic, args, require_key=True)
 
     async_register_admin_service(
         hass, DOMAIN, SERVICE_SIMULATE_OUTAGE, simulate_outage, schema=SIMULATE_SCHEMA

@@ -21,8 +21,8 @@ from gpiozero.pins.mock import MockFactory
 from bridge.clock import ManualClock, SystemClock
 from bridge.config.bridge import MainsConfig
 from bridge.mains import Edge, MainsDebouncer, MainsSensor
+from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent, MainsState
-from bridge.outages import OutageStore
 
 WINDOW = 0.05
 

@@ -224,12 +224,19 @@ def test_simulated_outage_seen_by_the_meter_alone(
         cmd = CommandPayload("simulate", {"mains": "off"}, datetime.now(UTC), "meter-off")
         ha.publish(f"powerbridge/{DEVICE}/cmd/simulate", cmd.encode())
         collector.wait_for(lambda: len(collector.events) == 1, 10, "outage_started")
+        # The event and the retained mains topic are separate messages; either may come first.
+        collector.wait_for(
+            lambda: collector.last_json(mains_topic)["state"] != "on", 10, "mains off retained"
+        )
         off = collector.last_json(mains_topic)
         assert (off["state"], off["source"]) == ("off", "meter")
         cmd = CommandPayload("simulate", {"mains": "on"}, datetime.now(UTC), "meter-on")
         ha.publish(f"powerbridge/{DEVICE}/cmd/simulate", cmd.encode())
         collector.wait_for(lambda: len(collector.events) == 2, 10, "outage_ended")
         ha.disconnect()
+        collector.wait_for(
+            lambda: collector.last_json(mains_topic)["state"] != "off", 10, "mains on retained"
+        )
         assert collector.last_json(mains_topic)["state"] == "on"
         code, _took = bridge.terminate()
         assert code == 0

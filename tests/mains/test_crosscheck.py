@@ -12,8 +12,8 @@ from bridge.clock import ManualClock
 from bridge.config.bridge import MainsConfig
 from bridge.db import connect, db_path
 from bridge.mains import MainsSensor, meter_level
+from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent, MainsState, Reading
-from bridge.outages import OutageStore
 
 ON, OFF = MainsState.ON, MainsState.OFF
 

@@ -10,7 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bridge.clock import ManualClock
-from bridge.mains import Announcement, Blip, Edge, MainsDebouncer, combine
+from bridge.mains.crosscheck import combine
+from bridge.mains.debounce import Announcement, Blip, Edge, MainsDebouncer
 from bridge.model import MainsState
 
 ON, OFF, UNKNOWN = MainsState.ON, MainsState.OFF, MainsState.UNKNOWN

@@ -12,10 +12,10 @@ from bridge.clock import SystemClock
 from bridge.config.bridge import MainsConfig, parse_bridge_config
 from bridge.db import connect, db_path
 from bridge.mains import MainsSensor
+from bridge.mains.store import OutageStore
 from bridge.meters.simulator import SimulatedMeter
 from bridge.meters.source import create_meter_source
 from bridge.model import MainsEvent, MainsState, Reading
-from bridge.outages import OutageStore
 
 ON, OFF = MainsState.ON, MainsState.OFF
 

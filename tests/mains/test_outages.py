@@ -10,8 +10,8 @@ import pytest
 
 from bridge.clock import ManualClock
 from bridge.db import connect, db_path
+from bridge.mains.store import KEEP_EVENTS, OutageStore, read_boot_id
 from bridge.model import MainsEvent, MainsState
-from bridge.outages import KEEP_EVENTS, OutageStore, read_boot_id
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

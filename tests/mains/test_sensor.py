@@ -18,8 +18,8 @@ from bridge.config.bridge import MainsConfig
 from bridge.db import connect, db_path
 from bridge.errors import UsageError
 from bridge.mains import Blip, Edge, MainsPinError, MainsSensor
+from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent, MainsState
-from bridge.outages import OutageStore
 
 ON, OFF = MainsState.ON, MainsState.OFF
 

@@ -176,28 +176,33 @@ def test_commands_are_verified_when_a_key_is_configured(broker: Mosquitto, tmp_p
         topic = f"powerbridge/{DEVICE}/cmd/simulate"
         unsigned = CommandPayload("simulate", {"mains": "off"}, datetime.now(UTC), "n1")
         ha.publish(topic, unsigned.encode())
-        signed = signing.sign(key, unsigned.to_dict() | {"nonce": "n2"})
+        signed = signing.sign(key, unsigned.to_dict() | {"nonce": "n2"}, topic=topic)
         raw = json.dumps(signed).encode()
         ha.publish(topic, raw)
         ha.publish(topic, raw)  # a replay
         stale = CommandPayload(
             "simulate", {"mains": "on"}, datetime.now(UTC) - timedelta(hours=1), "n3"
         )
-        ha.publish(topic, json.dumps(signing.sign(key, stale.to_dict())).encode())
+        ha.publish(topic, json.dumps(signing.sign(key, stale.to_dict(), topic=topic)).encode())
+        elsewhere = f"powerbridge/{DEVICE}-b/cmd/simulate"  # signed for another bridge
+        moved = unsigned.to_dict() | {"nonce": "n5"}
+        ha.publish(topic, json.dumps(signing.sign(key, moved, topic=elsewhere)).encode())
         ha.publish(
             f"powerbridge/{DEVICE}/cmd/reboot",
             json.dumps(
                 signing.sign(
-                    key, {"v": 1, "ts": unsigned.to_dict()["ts"], "nonce": "n4", "args": {}}
+                    key,
+                    {"v": 1, "ts": unsigned.to_dict()["ts"], "nonce": "n4", "args": {}},
+                    topic=f"powerbridge/{DEVICE}/cmd/reboot",
                 )
             ).encode(),
         )
         ha.disconnect()
         deadline = time.monotonic() + 5
-        while h.call(lambda: h.publisher.commands.rejected) < 4 and time.monotonic() < deadline:
+        while h.call(lambda: h.publisher.commands.rejected) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert calls == [{"mains": "off"}]
-        assert h.publisher.commands.rejected == 4
+        assert h.publisher.commands.rejected == 5
     finally:
         h.stop()
 

@@ -10,7 +10,7 @@ from bridge.clock import isoformat_utc
 from bridge.model import MainsState
 from bridge.mqtt import signing
 from bridge.mqtt.contract import PAYLOAD_VERSION, MainsPayload, dumps
-from bridge.shutdown.intake import sign_command
+from bridge.mqtt.signing import sign_command
 
 KEY = b"0123456789abcdef-shared-test-key"
 BOOT = "b0075eed00000001"

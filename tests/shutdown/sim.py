@@ -11,8 +11,9 @@ from bridge.clock import ManualClock
 from bridge.config import parse_client_config
 from bridge.mqtt.contract import BridgeTopics, ClientTopics
 from bridge.shutdown.actions import Actions, Invocation, RunResult
+from bridge.shutdown.events import Connected, Disconnected, Message
 from bridge.shutdown.memory import ReplayMemory
-from bridge.shutdown.runtime import ClientRuntime, Connected, Disconnected, Message
+from bridge.shutdown.runtime import ClientRuntime
 from tests.shutdown.payloads import BOOT, WALL, command, mains
 
 SHUTDOWN_ARGV = ("/bin/true", "powerbridge-test-shutdown")

@@ -48,8 +48,9 @@ from bridge.config import parse_client_config
 from bridge.model import MainsState
 from bridge.mqtt.contract import MAINS_REFRESH_S, BridgeTopics, MainsPayload
 from bridge.shutdown.actions import Actions, Invocation, RunResult
+from bridge.shutdown.events import Connected, Disconnected, Message
 from bridge.shutdown.memory import ReplayMemory
-from bridge.shutdown.runtime import ClientRuntime, Connected, Disconnected, Message
+from bridge.shutdown.runtime import ClientRuntime
 from tests.shutdown.sim import SHUTDOWN_ARGV, FakePublisher
 
 DEVICE = "test-bridge"

@@ -407,7 +407,8 @@ def test_the_loop_survives_a_failing_publisher_and_still_shuts_down() -> None:
     from datetime import UTC, datetime
 
     from bridge.shutdown.actions import Actions
-    from bridge.shutdown.runtime import ClientRuntime, Connected, Message, Stop
+    from bridge.shutdown.events import Connected, Message, Stop
+    from bridge.shutdown.runtime import ClientRuntime
     from tests.shutdown.payloads import mains
     from tests.shutdown.sim import SHUTDOWN_ARGV, RecordingRunner
 

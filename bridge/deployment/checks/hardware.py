@@ -270,7 +270,7 @@ def check_mains(ctx: CheckContext) -> CheckResult:
     if ctx.service_running():
         return _judge_published_mains(ctx)
     from bridge.mains import MainsSensor
-    from bridge.outages import OutageStore
+    from bridge.mains.store import OutageStore
 
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:

@@ -17,7 +17,6 @@ import tty
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from bridge.meters.simulator._physics import ElectricalModel, LoadProfile
@@ -181,12 +180,7 @@ class SimulatedMeter:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stop()
 
     # -- what a test or the demo does to the meter ---------------------------------------------

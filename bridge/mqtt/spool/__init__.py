@@ -63,6 +63,7 @@ from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import SpoolConfig
 from bridge.db import connect, db_path, ensure_schema, transaction
 from bridge.log import RepeatedFailure
+from bridge.mains.store import read_boot_id
 from bridge.model import Reading
 from bridge.mqtt.spool.tables import (
     KIND_EVENT,
@@ -76,7 +77,6 @@ from bridge.mqtt.spool.tables import (
     read_newest_sample_created,
     sample_body,
 )
-from bridge.outages import read_boot_id
 
 __all__ = [
     "CHECKPOINT_COMMITS",

@@ -169,7 +169,7 @@ def test_examples_mention_every_key(client: bool) -> None:
 
 
 def test_docs_reference_is_current() -> None:
-    doc = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert doc.read_text(encoding="utf-8") == reference_markdown(), (
         "docs/configuration.md is stale: run `powerbridge config reference > docs/configuration.md`"
     )

@@ -26,10 +26,10 @@ from bridge.config.bridge import MainsConfig
 from bridge.db import connect, db_path
 from bridge.errors import BrokerError, UsageError
 from bridge.mains import MainsSensor
+from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent
 from bridge.mqtt.contract import BridgeTopics, CommandPayload, MainsPayload
 from bridge.mqtt.signing import verify
-from bridge.outages import OutageStore
 from tests.helpers.mqtt import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +179,8 @@ def test_simulate_publishes_a_signed_command(
     command = CommandPayload.decode("simulate", msg.payload)
     assert command.args == {"mains": "off"}
     assert command.sig is not None
-    assert verify(KEY, json.loads(msg.payload))
+    assert verify(KEY, json.loads(msg.payload), topic=topics.cmd("simulate"))
+    assert not verify(KEY, json.loads(msg.payload))  # the topic is part of what is signed
     assert (command.ts - before).total_seconds() < 5
     assert not msg.retain
     assert (

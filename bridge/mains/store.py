@@ -1,4 +1,12 @@
-"""Durable mains state: the sequence counter, announced changes and the outage history.
+"""Mains state, held once: the sequence counter, announced changes and the outage history.
+
+:class:`OutageStore` is the one holder of the bridge's mains state.  On disk it keeps
+what survives a restart; in memory it keeps the latest change (:attr:`OutageStore.latest`,
+the sensor's ``current``) and the outage figures of the ``mains`` payload, so a failing
+database never stops mains sensing.  :meth:`OutageStore.announce` records a confirmed
+change and returns a :class:`MainsChange`: the change with the outage it opened, kept or
+closed; the outage events (``outage_started``, ``outage_ended``) are built from it
+here (:meth:`MainsChange.event_payload`), where the outages are.
 
 Tables (prefix ``mains_``, in the bridge's one SQLite database, :mod:`bridge.db`):
 
@@ -27,13 +35,16 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from bridge.clock import Clock, SystemClock, parse_utc
 from bridge.db import ensure_schema
+from bridge.log import RepeatedFailure
 from bridge.model import MainsEvent, MainsState, Outage
+from bridge.mqtt.contract import EventPayload
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,55 @@ def _store_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+@dataclass(frozen=True, slots=True)
+class MainsChange:
+    """An announced mains state with the outage facts published with it."""
+
+    event: MainsEvent
+    outage: Outage | None = None
+    """The outage this change opened or kept open (``off``) or closed (``on``)."""
+    outage_count: int = 0
+    """Outages since the bridge was installed (the open one included)."""
+    last_outage: Outage | None = None
+    """The most recent outage that has ended."""
+
+    @property
+    def continued(self) -> bool:
+        """An ``off`` that goes on with an outage opened before (by the bridge's last run)."""
+        outage = self.outage
+        return (
+            self.event.state is MainsState.OFF
+            and outage is not None
+            and (outage.seq != self.event.seq)
+        )
+
+    @property
+    def outage_since(self) -> datetime | None:
+        """Start of the outage going on (``None`` while the mains is on)."""
+        if self.event.state is not MainsState.OFF:
+            return None
+        return self.outage.started if self.outage is not None else self.event.began
+
+    def event_payload(self, device: str, now: datetime) -> EventPayload | None:
+        """The outage event this change causes (numbered ``0``: the spool numbers it), if any."""
+        event = self.event
+        if event.state is MainsState.OFF and not self.continued:
+            return EventPayload(device, "outage_started", 0, event.seq, now, started=event.began)
+        closed = self.outage
+        if event.state is MainsState.ON and closed is not None:
+            return EventPayload(
+                device,
+                "outage_ended",
+                0,
+                event.seq,
+                now,
+                started=closed.started,
+                ended=closed.ended,
+                duration_s=closed.duration_s,
+            )
+        return None
+
+
 class OutageStore:
     """The persistent side of mains sensing (see the module docstring for the tables)."""
 
@@ -97,8 +157,45 @@ class OutageStore:
         self._clock: Clock = clock or SystemClock()
         self.boot_id = (boot_id if boot_id is not None else read_boot_id(boot_id_path)) or None
         self._lock = threading.RLock()
+        self._failure = RepeatedFailure(log, "cannot store mains state")
         with self._lock:
             ensure_schema(conn, SCHEMA)
+        self.latest = self.last_event()
+        """The last announced change (restored at start; kept in memory if the database fails)."""
+        self._last_seq = max(self.last_seq(), self.latest.seq if self.latest else 0)
+        self._count = self.count()
+        self._last_finished = self.last_finished()
+
+    # ------------------------------------------------------------------ in memory
+    def take_seq(self) -> int:
+        """The next sequence number, above every one handed out before; never raises
+        (on a database failure it is counted on in memory)."""
+        with self._lock:
+            try:
+                seq = max(self.next_seq(), self._last_seq + 1)
+            except sqlite3.Error as exc:
+                self._failure.failed(exc)
+                seq = self._last_seq + 1
+            self._last_seq = seq
+            return seq
+
+    def announce(self, event: MainsEvent) -> MainsChange:
+        """Record a confirmed change (on a database failure, in memory only) with its outage."""
+        with self._lock:
+            self.latest = event
+            try:
+                outage = self.record(event)
+                self._count, self._last_finished = self.count(), self.last_finished()
+            except sqlite3.Error as exc:
+                self._failure.failed(exc)
+                outage = None
+            else:
+                self._failure.recovered()
+            return MainsChange(event, outage, self._count, self._last_finished)
+
+    def opening(self, event: MainsEvent) -> MainsChange:
+        """A state announced without a change (``unknown`` at a start), with the stored figures."""
+        return MainsChange(event, None, self._count, self._last_finished)
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
@@ -254,14 +351,19 @@ class OutageStore:
 
     _OUTAGE_COLUMNS = "seq, started, started_monotonic, boot_id, ended, duration_s"
 
-    def current(self) -> Outage | None:
-        """The open outage, or ``None`` when the mains is on (or was never off)."""
+    def _newest_outage(self, ended: bool) -> Outage | None:
+        """The newest outage that has ended (``ended``) or is still open."""
+        where = "ended IS NOT NULL" if ended else "ended IS NULL"
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {self._OUTAGE_COLUMNS} FROM mains_outages"  # noqa: S608 - constant
-                " WHERE ended IS NULL ORDER BY id DESC LIMIT 1"
+                f"SELECT {self._OUTAGE_COLUMNS} FROM mains_outages"  # noqa: S608 - constants
+                f" WHERE {where} ORDER BY id DESC LIMIT 1"
             ).fetchone()
         return None if row is None else self._outage(row)
+
+    def current(self) -> Outage | None:
+        """The open outage, or ``None`` when the mains is on (or was never off)."""
+        return self._newest_outage(ended=False)
 
     def history(self, limit: int = 100) -> list[Outage]:
         """Outages, newest first (an open one included, with ``ended`` ``None``)."""
@@ -281,12 +383,7 @@ class OutageStore:
 
     def last_finished(self) -> Outage | None:
         """The most recent outage that has ended (for ``last_outage_s``)."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {self._OUTAGE_COLUMNS} FROM mains_outages"  # noqa: S608 - constant
-                " WHERE ended IS NOT NULL ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else self._outage(row)
+        return self._newest_outage(ended=True)
 
     def last_event(self) -> MainsEvent | None:
         """The last announced change: the state a restarted bridge resumes."""

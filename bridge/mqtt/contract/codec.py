@@ -1,0 +1,100 @@
+"""Canonical JSON and the strict field readers every payload decoder uses.
+
+Part of :mod:`bridge.mqtt.contract`; import from there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from bridge.clock import parse_utc
+from bridge.errors import PayloadError
+from bridge.mqtt.contract.topics import PAYLOAD_VERSION
+
+# --------------------------------------------------------------------------- helpers
+
+
+class JsonPayload:
+    """A payload of the contract: :meth:`to_dict` gives its fields, :meth:`encode` its bytes."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """Canonical JSON of :meth:`to_dict` (see :func:`dumps`)."""
+        return dumps(self.to_dict())
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    """Canonical JSON: sorted keys, no spaces (signatures are computed over this)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def loads_object(raw: bytes, *, max_size: int | None = None) -> dict[str, Any]:
+    """Parse a JSON object with a version we understand, or raise :class:`PayloadError`."""
+    if max_size is not None and len(raw) > max_size:
+        raise PayloadError(f"payload of {len(raw)} bytes exceeds {max_size}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError(f"not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("not a JSON object")
+    version = data.get("v")
+    if version != PAYLOAD_VERSION or isinstance(version, bool):
+        raise PayloadError(f"unsupported payload version {version!r}")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError(f"non-finite number {name}")
+
+
+def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in data:
+        raise PayloadError(f"missing field {name!r}")
+    value = data[name]
+    if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+        raise PayloadError(f"field {name!r} has the wrong type")
+    if not isinstance(value, kind):
+        raise PayloadError(f"field {name!r} has the wrong type")
+    return value
+
+
+def _one_of(data: dict[str, Any], name: str, allowed: tuple[str, ...], what: str) -> str:
+    """A text field that must be one of ``allowed`` (``what`` names it in the error)."""
+    value: str = _field(data, name, str)
+    if value not in allowed:
+        raise PayloadError(f"unknown {what} {value!r}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _time(data: dict[str, Any], name: str) -> datetime:
+    value = _field(data, name, str)
+    try:
+        return parse_utc(value)
+    except ValueError:
+        raise PayloadError(f"field {name!r} is not an ISO-8601 UTC time") from None
+
+
+def _finite(data: dict[str, Any], name: str, *, minimum: float | None = None) -> float:
+    value = float(_field(data, name, (int, float)))
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise PayloadError(f"field {name!r} out of range")
+    return value
+
+
+def _seq(data: dict[str, Any], name: str = "seq") -> int:
+    value = _field(data, name, int)
+    if value < 0 or value > 2**53:
+        raise PayloadError(f"field {name!r} out of range")
+    return int(value)
