@@ -3,8 +3,8 @@
 The command is a :class:`~bridge.mqtt.contract.CommandPayload` with
 ``args = {"first": <seq>, "last": <seq>}`` (inclusive, at most :data:`MAX_RANGE`
 numbers; a longer gap is asked for in pieces, oldest first).  With a key it is
-signed *with its topic* (``command_signing_body``): a resend for one bridge cannot
-be replayed to another, nor as another command.
+signed over payload and topic, like every command (:func:`bridge.mqtt.signing.sign_command`):
+a resend for one bridge cannot be replayed to another, nor as another command.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Final
 
 from bridge.archive.gaps import Gap
-from bridge.mqtt.contract import BridgeTopics, CommandPayload, command_signing_body, dumps
-from bridge.mqtt.signing import signature
+from bridge.mqtt.contract import BridgeTopics, CommandPayload, dumps
+from bridge.mqtt.signing import sign_command
 
 RESEND: Final = "resend"
 MAX_RANGE: Final = 100_000
@@ -35,7 +35,7 @@ def resend_commands(
             RESEND, {"first": first, "last": last}, now, secrets.token_hex(12)
         ).to_dict()
         if key is not None:
-            command["sig"] = signature(key, command_signing_body(topic, command))
+            command = sign_command(key, topic, command)
         out.append((topic, dumps(command)))
         first = last + 1
     return out
