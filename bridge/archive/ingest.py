@@ -285,6 +285,11 @@ class Ingest:
             except PayloadError as exc:
                 self._reject(message.topic, str(exc))
                 continue
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                # The contract's decoders raise PayloadError; anything else is still bad
+                # input, never a reason to stop archiving.
+                self._reject(message.topic, f"{exc.__class__.__name__}: {exc}")
+                continue
             if decoded is None:
                 continue
             self._add(batch, decoded, now, changed)

@@ -23,8 +23,7 @@ from bridge.mqtt.contract import (
     EventPayload,
     HealthPayload,
     MainsPayload,
-    decode_samples,
-    loads_object,
+    decode_sample_rows,
 )
 
 KINDS: Final = ("samples", "events", "mains", "health", "deployment", "status")
@@ -90,13 +89,10 @@ def decode(  # noqa: PLR0911 - one return per kind of topic reads best
             raise PayloadError(f"unknown status {text[:20]!r}")
         return Decoded(kind, device, online=text == ONLINE)
     if kind == "samples":
-        head = loads_object(payload)
-        _same_device(head.get("device"), device)
-        rows: list[SampleRow] = [
-            (device, s.seq, epoch_ms(s.ts), s.channel, *map(s.values.get, QUANTITIES))
-            for s in decode_samples(payload)
-        ]
-        return Decoded(kind, device, samples=rows)
+        batch = decode_sample_rows(payload)
+        _same_device(batch.device, device)
+        prefix = (device,)
+        return Decoded(kind, device, samples=[prefix + row for row in batch.rows])
     if kind == "events":
         event = EventPayload.decode(payload)
         _same_device(event.device, device)

@@ -111,6 +111,29 @@ def test_events_mains_health_and_deployment_reach_their_tables(ingest: Ingest) -
         ("mains", b"\xff\xfe"),
         ("status", b"maybe"),
         ("samples", b" " * 1_100_000),  # oversized
+        (
+            "samples",
+            b'{"v":1,"device":"a","samples":[{"seq":1,"ch":1,"ts":"2026-03-14T11:00:00Z","power_w":"x"}]}',
+        ),
+        (
+            "samples",
+            b'{"v":1,"device":"a","samples":[{"seq":1,"ch":1,"ts":"2026-03-14T11:00:00Z","power_w":1e400}]}',
+        ),
+        (
+            "samples",
+            b'{"v":1,"device":"a","samples":[{"seq":true,"ch":1,"ts":"2026-03-14T11:00:00Z"}]}',
+        ),
+        (
+            "samples",
+            b'{"v":1,"device":"a","samples":[{"seq":1,"ch":1,"ts":"2026-03-14T11:00:00"}]}',
+        ),
+        ("samples", b'{"v":1,"device":"a","samples":[{"seq":1,"ch":1,"ts":"yesterday"}]}'),
+        (
+            "samples",
+            b'{"v":1,"device":"a","samples":[{"seq":1,"ch":1,"ts":"2026-03-14T11:00:00Z","power_w":'
+            + b"9" * 400
+            + b"}]}",
+        ),
     ],
 )
 def test_bad_payloads_are_counted_and_never_stored(
