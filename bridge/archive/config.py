@@ -126,6 +126,7 @@ class ArchiveConfig:
     gaps: GapConfig = section(GapConfig, "Missing sequence numbers: asking again, giving up.")
     http: HttpConfig = section(HttpConfig, "The management view.")
     mqtt: MqttConfig = section(MqttConfig, "The broker (the `archiver` role).")
+
     @property
     def client_id(self) -> str:
         """Fixed: the broker keeps this session's queue while the archive is down."""

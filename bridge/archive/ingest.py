@@ -34,6 +34,7 @@ from typing import Final
 from bridge.archive.gaps import Gap, GapPolicy, GapTracker
 from bridge.archive.records import Decoded, decode, epoch_ms
 from bridge.archive.store import Batch, SqlStore
+from bridge.archive.store.base import span_of
 from bridge.clock import Clock, SystemClock
 from bridge.errors import PayloadError
 
@@ -303,6 +304,7 @@ class Ingest:
         update = batch.device(d.device)
         if d.samples:
             batch.samples.extend(d.samples)
+            batch.spans.append(span_of(d.device, d.samples))
             self.figures.samples_received += len(d.samples)
         if d.event is not None:
             batch.events.append(d.event)

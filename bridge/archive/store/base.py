@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Final
 
 from bridge.archive.gaps import Gap
@@ -30,6 +31,7 @@ from bridge.mqtt.contract import DeploymentPayload, EventPayload, MainsPayload
 DAY_MS: Final = 86_400_000
 SAMPLE_COLUMNS: Final = ("device", "seq", "ts", "ch", *QUANTITIES)
 CHART_QUANTITIES: Final = ("power_w", "voltage_v")
+_TS = itemgetter(2)
 
 
 @dataclass(slots=True)
@@ -48,11 +50,48 @@ class DeviceUpdate:
 
 
 @dataclass(slots=True)
+class Span:
+    """What a run of one device's samples adds up to: per-day counts and the newest."""
+
+    device: str
+    days: dict[int, int]
+    """Samples per UTC day (its start, epoch ms)."""
+    newest_ts: int
+    newest_seq: int
+    oldest_ts: int
+
+
+def span_of(device: str, rows: list[SampleRow]) -> Span:
+    """The :class:`Span` of one device's rows (non-empty); one C-level pass when they fall
+    on one day, as nearly every message's do."""
+    oldest = min(rows, key=_TS)[2]
+    top = max(rows, key=_TS)
+    first_day, last_day = day_start(oldest), day_start(top[2])
+    if first_day == last_day:
+        days = {first_day: len(rows)}
+    else:
+        days = defaultdict(int)
+        for row in rows:
+            days[day_start(row[2])] += 1
+    return Span(device, dict(days), top[2], top[1], oldest)
+
+
+def spans_of(rows: list[SampleRow]) -> list[Span]:
+    """Spans of rows of any devices (after a batch met rows already stored)."""
+    by_device: dict[str, list[SampleRow]] = defaultdict(list)
+    for row in rows:
+        by_device[row[0]].append(row)
+    return [span_of(device, part) for device, part in by_device.items()]
+
+
+@dataclass(slots=True)
 class Batch:
     """Everything written in one transaction."""
 
     received_ms: int
     samples: list[SampleRow] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    """One per message of samples (:func:`span_of`), for when every row is new."""
     events: list[EventPayload] = field(default_factory=list)
     devices: dict[str, DeviceUpdate] = field(default_factory=dict)
     lost: list[Gap] = field(default_factory=list)
@@ -142,8 +181,11 @@ class SqlStore(ABC):
     def create_schema(self) -> None: ...
 
     @abstractmethod
-    def _insert_samples(self, cur: Any, rows: list[SampleRow]) -> list[SampleRow]:
-        """Insert ``rows``, skipping ``(device, seq)`` already present; return those inserted."""
+    def _insert_samples(
+        self, cur: Any, rows: list[SampleRow], spans: list[Span]
+    ) -> list[SampleRow]:
+        """Insert ``rows`` (whose :class:`Span` s are ``spans``), skipping ``(device, seq)``
+        already present; return those inserted (``rows`` itself if all)."""
 
     @abstractmethod
     def _transaction(self, conn: Any) -> Any:
@@ -198,18 +240,25 @@ class SqlStore(ABC):
         conn = self.conn
         with self._transaction(conn):
             cur = conn.cursor()
-            inserted = self._insert_samples(cur, batch.samples) if batch.samples else []
-            self._count_days(cur, inserted)
+            spans: list[Span] = []
+            inserted: list[SampleRow] = []
+            if batch.samples:
+                spans = batch.spans or spans_of(batch.samples)
+                inserted = self._insert_samples(cur, batch.samples, spans)
+                if len(inserted) != len(batch.samples):
+                    spans = spans_of(inserted)
+            self._count_days(cur, spans)
             self._write_events(cur, batch.events)
             self._write_lost(cur, batch.lost, batch.received_ms)
-            self._write_devices(cur, batch, inserted)
+            self._write_devices(cur, batch, spans)
             cur.close()
         return len(inserted)
 
-    def _count_days(self, cur: Any, inserted: list[SampleRow]) -> None:
+    def _count_days(self, cur: Any, spans: list[Span]) -> None:
         counts: dict[tuple[str, int], int] = defaultdict(int)
-        for row in inserted:
-            counts[(row[0], day_start(row[2]))] += 1
+        for span in spans:
+            for day, count in span.days.items():
+                counts[(span.device, day)] += count
         if counts:
             cur.executemany(
                 self._q(
@@ -251,13 +300,13 @@ class SqlStore(ABC):
                     (e.device, started, ended, e.duration_s),
                 )
 
-    def _write_devices(self, cur: Any, batch: Batch, inserted: list[SampleRow]) -> None:
+    def _write_devices(self, cur: Any, batch: Batch, spans: list[Span]) -> None:
         now = batch.received_ms
         newest: dict[str, tuple[int, int]] = {}
-        for row in inserted:
-            best = newest.get(row[0])
-            if best is None or row[2] > best[0]:
-                newest[row[0]] = (row[2], row[1])
+        for span in spans:
+            best = newest.get(span.device)
+            if best is None or span.newest_ts > best[0]:
+                newest[span.device] = (span.newest_ts, span.newest_seq)
         names = set(batch.devices) | set(newest)
         for name in sorted(names):
             cur.execute(

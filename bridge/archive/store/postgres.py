@@ -29,7 +29,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from bridge.archive.records import SampleRow
-from bridge.archive.store.base import SAMPLE_COLUMNS, SqlStore
+from bridge.archive.store.base import SAMPLE_COLUMNS, Span, SqlStore
 from bridge.archive.store.schema import COMMON, QUANTITY_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -130,22 +130,33 @@ class PostgresStore(SqlStore):
     def timescale(self) -> bool:
         return bool(self._timescale)
 
-    def _ensure_partitions(self, cur: psycopg.Cursor[Any], rows: list[SampleRow]) -> None:
+    def _ensure_partitions(self, cur: psycopg.Cursor[Any], spans: list[Span]) -> None:
+        """Every month that a span of the batch touches has its partition.
+
+        Per span (one message), not from the batch's oldest to its newest sample: a bridge
+        whose clock was wrong for a while must not make a partition for every month between.
+        """
         if self._timescale:
             return
-        months = {month_bounds(ts) for ts in {r[2] - r[2] % 86_400_000 for r in rows}}
-        for start, end, name in sorted(months):
-            if name in self._months:
-                continue
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples "
-                f"FOR VALUES FROM ({start}) TO ({end})"
-            )
-            self._months.add(name)
+        for span in spans:
+            month = month_bounds(span.oldest_ts)
+            while True:
+                start, end, name = month
+                if name not in self._months:
+                    cur.execute(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples "
+                        f"FOR VALUES FROM ({start}) TO ({end})"
+                    )
+                    self._months.add(name)
+                if end > span.newest_ts:
+                    break
+                month = month_bounds(end)
 
     # -- writing ---------------------------------------------------------------------------
-    def _insert_samples(self, cur: psycopg.Cursor[Any], rows: list[SampleRow]) -> list[SampleRow]:
-        self._ensure_partitions(cur, rows)
+    def _insert_samples(
+        self, cur: psycopg.Cursor[Any], rows: list[SampleRow], spans: list[Span]
+    ) -> list[SampleRow]:
+        self._ensure_partitions(cur, spans)
         columns = ", ".join(SAMPLE_COLUMNS)
         conn = cur.connection
         try:

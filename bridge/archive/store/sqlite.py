@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bridge.archive.records import SampleRow
-from bridge.archive.store.base import SAMPLE_COLUMNS, SqlStore
+from bridge.archive.store.base import SAMPLE_COLUMNS, Span, SqlStore
 from bridge.archive.store.schema import COMMON, QUANTITY_COLUMNS
 
 SAMPLES = f"""
@@ -67,7 +67,10 @@ class SqliteStore(SqlStore):
             raise
         conn.execute("COMMIT")
 
-    def _insert_samples(self, cur: sqlite3.Cursor, rows: list[SampleRow]) -> list[SampleRow]:
+    def _insert_samples(
+        self, cur: sqlite3.Cursor, rows: list[SampleRow], spans: list[Span]
+    ) -> list[SampleRow]:
+        del spans  # one table, no partitions
         marks = ", ".join("?" for _ in SAMPLE_COLUMNS)
         sql = f"INSERT OR IGNORE INTO samples VALUES ({marks})"  # noqa: S608 - constant
         cur.execute("SAVEPOINT batch")
