@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Final
 
 from bridge.archive.gaps import Gap
-from bridge.mqtt.contract import BridgeTopics, CommandPayload, dumps
+from bridge.mqtt.contract import RESEND_MAX_RANGE, BridgeTopics, CommandPayload, dumps
 from bridge.mqtt.signing import sign_command
 
 RESEND: Final = "resend"
-MAX_RANGE: Final = 100_000
-"""The most sequence numbers one resend command asks for."""
+MAX_RANGE: Final = RESEND_MAX_RANGE
 
 
 def resend_commands(

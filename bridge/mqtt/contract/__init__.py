@@ -26,6 +26,7 @@ from bridge.mqtt.contract.control import (
     CommandPayload,
     DeploymentPayload,
     encode_client_state,
+    resend_range,
 )
 from bridge.mqtt.contract.readings import (
     PACKET_OVERHEAD,
@@ -74,6 +75,7 @@ from bridge.mqtt.contract.topics import (
     QOS_SAMPLES,
     QOS_STATE,
     QOS_STATUS,
+    RESEND_MAX_RANGE,
     BridgeTopics,
     ClientTopics,
     all_bridges_status_filter,
@@ -119,6 +121,7 @@ __all__ = [
     "QOS_STATE",
     "QOS_STATUS",
     "READING_FIELDS",
+    "RESEND_MAX_RANGE",
     "SHARED_FIELDS",
     "BridgeTopics",
     "ClientStatePayload",
@@ -152,6 +155,7 @@ __all__ = [
     "ha_status_topic",
     "largest_sample",
     "loads_object",
+    "resend_range",
     "samples_per_packet",
     "topic_roots_overlap",
 ]
