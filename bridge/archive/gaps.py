@@ -102,6 +102,17 @@ class GapTracker:
                 changed = True
         return changed
 
+    def announce(self, device: str, seq: int, now_ms: int) -> bool:
+        """The bridge says it has numbered up to ``seq`` (its retained ``state``): what is
+        above the highest ``seq`` received is a gap until it arrives.  Ignored for a device
+        not heard of yet (its history starts with its first sample)."""
+        state = self._devices.get(device)
+        if state is None or seq <= state.high:
+            return False
+        state.gaps.append(Gap(device, state.high + 1, seq, now_ms))
+        state.high = seq
+        return True
+
     @staticmethod
     def _fill(state: _Device, seq: int) -> bool:
         firsts = [g.first for g in state.gaps]

@@ -317,6 +317,9 @@ class Ingest:
             update.deployment = d.deployment
         if d.online is not None:
             update.online = d.online
+        if d.newest_seq is not None and self.tracker.announce(d.device, d.newest_seq, now):
+            changed.add(d.device)
+            update.high = self.tracker.high(d.device)
         seqs = d.seqs
         if seqs:
             before = self.tracker.missing(d.device)

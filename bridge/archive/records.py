@@ -23,11 +23,14 @@ from bridge.mqtt.contract import (
     EventPayload,
     HealthPayload,
     MainsPayload,
+    StatePayload,
     decode_sample_rows,
 )
 
-KINDS: Final = ("samples", "events", "mains", "health", "deployment", "status")
-"""The topics of a bridge the archive subscribes to (``<base>/+/<kind>``)."""
+KINDS: Final = ("samples", "events", "mains", "health", "deployment", "status", "state")
+"""The topics of a bridge the archive subscribes to (``<base>/+/<kind>``).  ``state`` is
+read only for its ``seq``: the newest sample's number, which shows a gap at the end of the
+sequence (samples lost after the last one that arrived) that no later sample would reveal."""
 QUANTITIES: Final = READING_FIELDS
 """Sample columns after (device, seq, ts, ch), in this order."""
 
@@ -51,6 +54,8 @@ class Decoded:
     health: dict[str, Any] | None = None
     deployment: DeploymentPayload | None = None
     online: bool | None = None
+    newest_seq: int | None = None
+    """From ``state``: the bridge has numbered samples up to here."""
 
     @property
     def seqs(self) -> list[int]:
@@ -101,6 +106,10 @@ def decode(  # noqa: PLR0911 - one return per kind of topic reads best
         mains = MainsPayload.decode(payload)
         _same_device(mains.device, device)
         return Decoded(kind, device, mains=mains)
+    if kind == "state":
+        state = StatePayload.decode(payload)
+        _same_device(state.device, device)
+        return Decoded(kind, device, newest_seq=state.seq)
     if kind == "health":
         health = HealthPayload.decode(payload)
         _same_device(health.device, device)

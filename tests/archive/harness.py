@@ -70,7 +70,17 @@ class ArchiveProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def _urls(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [
+            line.removeprefix("management view: ").strip()
+            for line in self.log.read_text(errors="replace").splitlines()
+            if line.startswith("management view: ")
+        ]
+
     def start(self) -> None:
+        self._before = len(self._urls())
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -94,10 +104,11 @@ class ArchiveProcess:
         self.proc = None
 
     def url(self, timeout: float = 15.0) -> str:
+        """The management view's URL printed by the process started last."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log.read_text(errors="replace").splitlines():
-                if line.startswith("management view: "):
-                    return line.removeprefix("management view: ").strip()
+            urls = self._urls()
+            if len(urls) > self._before:
+                return urls[-1]
             time.sleep(0.05)
         raise AssertionError(f"no URL printed; log:\n{self.log.read_text(errors='replace')}")

@@ -57,3 +57,15 @@ def test_restore_continues_where_the_database_left_off() -> None:
     tracker.observe("a", [11], 1)
     assert [(g.first, g.last) for g in tracker.open_gaps("a")] == [(10, 10), (12, 12)]
     assert not tracker.observe("a", [51], 1)
+
+
+def test_the_newest_seq_a_bridge_announces_reveals_a_gap_at_the_end() -> None:
+    tracker = GapTracker(POLICY)
+    assert not tracker.announce("a", 50, 0)  # never heard of: history starts later
+    tracker.observe("a", range(1, 11), 0)
+    assert tracker.announce("a", 15, 1)
+    assert [(g.first, g.last) for g in tracker.open_gaps("a")] == [(11, 15)]
+    assert not tracker.announce("a", 12, 2)  # older news
+    tracker.observe("a", range(11, 17), 3)
+    assert tracker.open_gaps("a") == []
+    assert tracker.high("a") == 16

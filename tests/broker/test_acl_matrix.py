@@ -50,7 +50,7 @@ def bridge_topics(device: str, user: str) -> dict[str, Rule]:
         f"{base}/events": rule({user}, {user, *CLIENTS, HA, ARCH}),
         # Every sample goes to Home Assistant and the archiver only.
         f"{base}/samples": rule({user}, {user, HA, ARCH}),
-        f"{base}/state": rule({user}, {user, HA}),
+        f"{base}/state": rule({user}, {user, HA, ARCH}),
         # The archive stores health and deployments too (powerbridge archive).
         f"{base}/health": rule({user}, {user, HA, ARCH}),
         f"{base}/deployment": rule({user}, {user, HA, ARCH}),
@@ -262,13 +262,13 @@ def test_subscription_to_a_forbidden_filter_delivers_nothing(matrix_broker: Mosq
     try:
         office.subscribe("powerbridge/+/samples")
         office.subscribe("powerbridge/clients/lab/#")
-        archiver.subscribe("powerbridge/+/state")
+        archiver.subscribe("powerbridge/+/outage")
         archiver.subscribe("powerbridge/+/samples")
         publish_all(
             bridge,
             [
                 ("powerbridge/alpha/mains", b"m"),
-                ("powerbridge/alpha/state", b"t"),
+                ("powerbridge/alpha/outage", b"t"),
                 ("powerbridge/alpha/samples", b"s"),
             ],
             retain=False,
@@ -276,7 +276,7 @@ def test_subscription_to_a_forbidden_filter_delivers_nothing(matrix_broker: Mosq
         got = take_until(archiver, {("powerbridge/alpha/samples", b"s")})
         time.sleep(NEGATIVE_WAIT)
         got += take_rest(archiver)
-        # Retained samples from earlier tests may come too; no `state`, retained or live.
+        # Retained samples from earlier tests may come too; no `outage`, retained or live.
         assert {m.topic.rsplit("/", 1)[1] for m in got} == {"samples"}
         assert [m.topic for m in take_rest(office)] == []
     finally:
