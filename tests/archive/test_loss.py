@@ -198,3 +198,78 @@ def test_archive_killed_loses_nothing(rig: Rig) -> None:
     figures = rig.finish()
     assert figures["missing"] == 0, figures
     assert (figures["low"], figures["high"]) == (1, figures["last"]), figures
+
+
+def test_wan_link_between_site_and_centre_cut_for_60_s_loses_nothing(
+    mosquitto_binary: str, tmp_path: Path
+) -> None:
+    """Two real brokers as in docs/fleets.md: the bridge on its site's Mosquitto, which
+    forwards to the centre over a Mosquitto bridge connection (``cleansession false``,
+    QoS 1); the archive on the centre.  The link between the two is cut for 60 s."""
+    del mosquitto_binary
+    from bridge.broker.directory import BrokerDirectory, Report
+    from bridge.broker.runner import BrokerSetup, prepare
+    from tests.archive.proxy import Link
+
+    centre = prepare(tmp_path / "centre", BrokerSetup(bridges=(), clients=()))
+    store = BrokerDirectory(centre.directory)
+    store.ensure_user(
+        "site-berlin",
+        f"user site-berlin\ntopic readwrite powerbridge/{DEVICE}/#\n",
+        Report(),
+    )
+    site_password = store.password("site-berlin")
+    centre.start()
+    link = Link(centre.port)
+    site = prepare(tmp_path / "site", BrokerSetup(bridges=(DEVICE,), clients=()))
+    with site.config_file.open("a") as conf:
+        conf.write(
+            f"""
+connection centre
+address 127.0.0.1:{link.port}
+bridge_protocol_version mqttv311
+remote_clientid site-berlin
+remote_username site-berlin
+remote_password {site_password}
+try_private true
+cleansession false
+keepalive_interval 5
+restart_timeout 1 2
+topic powerbridge/# both 1
+"""
+        )
+    site.start()
+    key = tmp_path / "signing.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    db = tmp_path / "archive.db"
+    config = write_config(
+        tmp_path, centre, f"sqlite:///{db}",
+        extra=f"gaps: {{resend_after: 2s, resend_every: 3s, signing_key_file: {key}}}\n",
+    )  # fmt: skip
+    config.write_text(
+        config.read_text().replace("gaps:\n  resend_after: 2s\n  resend_every: 2s\n", "")
+    )
+    archive = ArchiveProcess(config, tmp_path / "archive.log")
+    bridge = BridgeProcess(tmp_path, site, key)
+    rig = Rig(centre, bridge, archive, db)
+    try:
+        archive.start()
+        archive.url()
+        bridge.start()
+        rig.wait_stored(30)
+        link.cut()
+        cut_at = rig.stored()[2]
+        time.sleep(60)
+        assert rig.stored()[2] <= cut_at + 10  # nothing came through the cut link
+        link.restore()
+        wait_for(lambda: rig.stored()[2] > cut_at + 600, 60, "the site's queue delivered")
+        figures = rig.finish()
+        assert figures["missing"] == 0, figures
+        assert (figures["low"], figures["high"]) == (1, figures["last"]), figures
+        assert figures["last"] > 600  # a minute at 10 samples/s went through the queue
+    finally:
+        bridge.signal(signal.SIGKILL)
+        archive.stop()
+        link.close()
+        site.kill()
+        centre.kill()
