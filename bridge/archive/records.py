@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Final
 
 from bridge.errors import PayloadError
@@ -34,6 +35,7 @@ sequence (samples lost after the last one that arrived) that no later sample wou
 QUANTITIES: Final = READING_FIELDS
 """Sample columns after (device, seq, ts, ch), in this order."""
 
+_SEQ = itemgetter(1)
 SampleRow = tuple[Any, ...]
 """``(device, seq, ts_ms, ch, *QUANTITIES)``: ``ts_ms`` is epoch milliseconds (UTC)."""
 
@@ -62,7 +64,7 @@ class Decoded:
         """Sequence numbers (shared by samples and events) this message carries."""
         if self.event is not None:
             return [self.event.seq]
-        return [row[1] for row in self.samples]
+        return list(map(_SEQ, self.samples))
 
 
 def split_topic(topic: str, base: str) -> tuple[str, str]:
@@ -96,8 +98,7 @@ def decode(  # noqa: PLR0911 - one return per kind of topic reads best
     if kind == "samples":
         batch = decode_sample_rows(payload)
         _same_device(batch.device, device)
-        prefix = (device,)
-        return Decoded(kind, device, samples=[prefix + row for row in batch.rows])
+        return Decoded(kind, device, samples=batch.rows)
     if kind == "events":
         event = EventPayload.decode(payload)
         _same_device(event.device, device)

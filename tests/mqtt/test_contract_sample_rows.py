@@ -27,8 +27,13 @@ def test_rows_carry_what_decode_samples_reads() -> None:
     decoded = decode_sample_rows(raw)
     assert decoded.device == "rack-a"
     for row, sample in zip(decoded.rows, decode_samples(raw), strict=True):
-        assert row[:3] == (sample.seq, round(sample.ts.timestamp() * 1000), sample.channel)
-        assert row[3:] == tuple(sample.values.get(q) for q in READING_FIELDS)
+        assert row[:4] == (
+            "rack-a",
+            sample.seq,
+            round(sample.ts.timestamp() * 1000),
+            sample.channel,
+        )
+        assert row[4:] == tuple(sample.values.get(q) for q in READING_FIELDS)
 
 
 @pytest.mark.parametrize(

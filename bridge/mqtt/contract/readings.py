@@ -89,10 +89,13 @@ def _quantity(name: str, value: object) -> float:
     return number
 
 
+_FLOAT_OR_NONE: Final = frozenset({float, type(None)})
+_INF: Final = float("inf")
 MAX_SEQ: Final = 2**53
 """The largest sequence number (an exact integer in every JSON reader)."""
 SampleRow = tuple[Any, ...]
-"""``(seq, ts_ms, ch, *READING_FIELDS)``: epoch milliseconds, ``None`` for an absent quantity."""
+"""``(device, seq, ts_ms, ch, *READING_FIELDS)``: the time in epoch milliseconds, ``None``
+for an absent quantity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ def decode_sample_rows(raw: bytes, *, max_size: int | None = None) -> SampleBatc
     device = _field(data, "device", str)
     items = _field(data, "samples", list)
     rows: list[SampleRow] = []
+    quantities: list[Any] = []
     fields = READING_FIELDS
     parse = datetime.fromisoformat
     for item in items:
@@ -133,11 +137,20 @@ def decode_sample_rows(raw: bytes, *, max_size: int | None = None) -> SampleBatc
             raise PayloadError("field 'ts' is not an ISO-8601 UTC time") from None
         if moment.tzinfo is None:
             raise PayloadError("field 'ts' has no time zone")
-        row: list[Any] = [seq, round(moment.timestamp() * 1000), ch]
-        for name in fields:
-            value = item.get(name)
-            row.append(None if value is None else _quantity(name, value))
-        rows.append(tuple(row))
+        values = tuple(map(item.get, fields))
+        quantities.extend(values)
+        rows.append((device, seq, round(moment.timestamp() * 1000), ch, *values))
+    # The quantities, checked for the whole batch at once: floats or absent is the rule
+    # (JSON has no NaN, and ``Infinity`` is refused by the parser, but ``1e400`` reads as
+    # infinity); anything else is checked, and converted, one sample at a time.
+    if not set(map(type, quantities)) <= _FLOAT_OR_NONE:
+        rows = [
+            (*row[:4], *(_quantity(n, v) if v is not None else None for n, v in pairs))
+            for row in rows
+            for pairs in [zip(fields, row[4:], strict=True)]
+        ]
+    elif _INF in quantities or -_INF in quantities:
+        raise PayloadError("a quantity is out of range")
     return SampleBatch(device, rows)
 
 
