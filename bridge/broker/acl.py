@@ -106,7 +106,7 @@ def bridge_block(
 def client_block(
     client_id: str, base: str = DEFAULT_BASE, prefix: str = DEFAULT_DISCOVERY_PREFIX
 ) -> str:
-    """A shutdown client reads bridges' status/mains/events; writes only its own topics."""
+    """A shutdown client reads bridges' status/mains/events/ups; writes only its own topics."""
     root = f"{base}/{CLIENTS_LEVEL}/{client_id}"
     node = client_node_id(client_id)
     return "\n".join(
@@ -115,6 +115,7 @@ def client_block(
             f"topic read {base}/+/status",
             f"topic read {base}/+/mains",
             f"topic read {base}/+/events",
+            f"topic read {base}/+/ups",  # a UPS behind a bridge (shutdown.min_runtime)
             f"topic readwrite {root}/#",
             f"topic read {base}/{CLIENTS_LEVEL}/{ALL_CLIENTS}/cmd/#",
             f"topic write {prefix}/+/{node}/#",

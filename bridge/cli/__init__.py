@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "mains",
     "simulate",
     "client",
+    "nut",  # the NUT server facade (docs/nut.md)
     "broker",
     "config_cmd",
     "demo",

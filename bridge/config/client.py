@@ -75,6 +75,16 @@ class ShutdownConfig:
     remote_cancel_window: float = setting(
         60.0, t.duration(0, 3600), "Time to cancel a remote 'shutdown now' before it runs."
     )
+    on_low_battery: bool = setting(
+        True,
+        t.boolean,
+        "During an outage, shut down when a bridge's UPS reports low battery (`ups:` bridges).",
+    )
+    min_runtime: float = setting(
+        0.0,
+        t.duration(0, 86400),
+        "During an outage, shut down when a bridge's UPS has less runtime left (0: off).",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,10 @@ Order and freshness, without any wall clock
 ``status``
     ``online`` or ``offline`` exactly.  Neither changes the order memory.
 
+``ups`` (a UPS behind the bridge)
+    a live message only (a retained report may come from an upsd that has since
+    stopped answering); the documented shape; ``device`` equal to the topic's.
+
 Commands (``clients/<id|all>/cmd/<name>``)
     known name; not retained (a retained command would be obeyed again after every
     reconnect); remote commands enabled (``shutdown.allow_remote``, which requires a
@@ -61,6 +65,7 @@ from bridge.mqtt.contract import (
     loads_object,
 )
 from bridge.shutdown.view import MainsFact
+from bridge.ups.report import UpsReport, decode_ups
 
 __all__ = [
     "CommandFact",
@@ -273,6 +278,19 @@ class Intake:
         if raw == OFFLINE.encode():
             return False
         return Rejected("malformed", f"status must be {ONLINE!r} or {OFFLINE!r}")
+
+    # -- ups --------------------------------------------------------------------------
+    def ups(self, device_id: str, raw: bytes, *, retained: bool) -> UpsReport | Ignored | Rejected:
+        """A UPS report of a watched bridge (rule 8 of the policy)."""
+        if retained:
+            return Ignored("a retained UPS report may be stale; waiting for a live one")
+        try:
+            sender, _ts, report = decode_ups(raw)
+        except PayloadError as exc:
+            return Rejected("malformed", str(exc))
+        if sender != device_id:
+            return Rejected("wrong_device", f"payload says {sender!r}")
+        return report
 
     # -- commands ---------------------------------------------------------------------
     def command(

@@ -24,6 +24,10 @@ the result.  The rules, in the order they are applied:
 6. An authenticated remote ``shutdown_now`` shuts down ``remote_cancel_window``
    after it was accepted, unless cancelled.
 7. The earliest deadline wins; at or after it the decision is ``SHUTDOWN``.
+8. A bridge in an outage whose UPS reports low battery (``on_low_battery``), or whose
+   remaining runtime, counted down from its last report, falls below ``min_runtime``,
+   brings the deadline forward to that moment (never before the condition of rule 4
+   began): whichever comes first with ``delay``.
 """
 
 from __future__ import annotations
@@ -74,6 +78,10 @@ class PolicySettings:
     """A bridge that refreshes ``mains`` every 30 s and has said nothing for this long is lost."""
     never_heard_after: float = 15.0
     """Report a watched bridge never heard from this long after start."""
+    on_low_battery: bool = _CONFIG_DEFAULTS.on_low_battery
+    """Shut down when a bridge in an outage reports its UPS's low battery (rule 8)."""
+    min_runtime: float = _CONFIG_DEFAULTS.min_runtime
+    """Shut down when a bridge's UPS has less runtime left than this (0: off; rule 8)."""
 
     @classmethod
     def from_config(cls, config: ShutdownConfig) -> PolicySettings:
@@ -84,6 +92,8 @@ class PolicySettings:
             lost_warning_after=config.lost_warning_after,
             remote_cancel_window=config.remote_cancel_window,
             warnings=_warning_marks(config.warnings),
+            on_low_battery=config.on_low_battery,
+            min_runtime=config.min_runtime,
         )
 
 
@@ -98,6 +108,7 @@ class Cause(enum.StrEnum):
     OUTAGE = "outage"
     LOST_DURING_OUTAGE = "lost_during_outage"
     REMOTE = "remote"
+    LOW_BATTERY = "low_battery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,17 @@ def _lost(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | N
 def _last_sign_of_life(b: BridgeView, view: View, now: float, s: PolicySettings) -> float | None:
     """Since when ``b`` has been unreachable, for "silent for N s" warnings."""
     return _loss_times(b, view, now, s, silence_from_last_heard=True)
+
+
+def _battery_deadline(bridges: list[BridgeView], s: PolicySettings) -> float | None:
+    """When a UPS of a bridge in an outage says it is time (rule 8); ``None``: no UPS says so."""
+    times: list[float] = []
+    for b in bridges:
+        if s.on_low_battery and b.battery_low_since is not None:
+            times.append(b.battery_low_since)
+        if s.min_runtime > 0 and b.runtime_s is not None and b.runtime_at is not None:
+            times.append(b.runtime_at + max(0.0, b.runtime_s - s.min_runtime))
+    return min(times) if times else None
 
 
 def _fmt(seconds: float) -> str:
@@ -259,6 +281,12 @@ def decide(view: View, now: float, settings: PolicySettings) -> Decision:  # noq
                 deadline = lost_deadline
                 cause = Cause.LOST_DURING_OUTAGE
                 reason = f"lost a bridge during the outage at {names}"
+
+        battery = _battery_deadline([b for _, b, _ in outages], s)
+        if battery is not None and max(condition_start, battery) < deadline:
+            deadline = max(condition_start, battery)
+            cause = Cause.LOW_BATTERY
+            reason = f"UPS battery low or runtime short during the outage at {names}"
 
     if view.remote_requested_at is not None:
         remote_deadline = view.remote_requested_at + s.remote_cancel_window

@@ -1,9 +1,9 @@
 """Which topics a client subscribes to, and what each message it receives is.
 
-One table, built from the configuration: the watched bridges' ``mains`` and
-``status``, the client's own ``status`` and ``state`` (where a second process with
-the same identity shows itself), its commands and those to all clients, and Home
-Assistant's birth topic when discovery is on.
+One table, built from the configuration: the watched bridges' ``mains``, ``status``
+and ``ups`` (a UPS behind the bridge), the client's own ``status`` and ``state``
+(where a second process with the same identity shows itself), its commands and those
+to all clients, and Home Assistant's birth topic when discovery is on.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge.mqtt.contract import ALL_CLIENTS, BridgeTopics, ClientTopics, ha_status_topic
+from bridge.ups.report import ups_topic
 
-Kind = Literal["mains", "status", "own", "command", "ha_status"]
+Kind = Literal["mains", "status", "ups", "own", "command", "ha_status"]
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     kind: Kind
     name: str = ""
-    """The bridge's device id (``mains``, ``status``) or the command's name (``command``)."""
+    """The bridge's device id (``mains``, ``status``, ``ups``) or a command's name."""
 
 
 class Routes:
@@ -36,6 +37,7 @@ class Routes:
             topics = BridgeTopics(base, device)
             self._bridges[topics.mains] = Route("mains", device)
             self._bridges[topics.status] = Route("status", device)
+            self._bridges[ups_topic(topics)] = Route("ups", device)  # a UPS behind the bridge
         self._cmd_prefixes = (self.own.cmd(""), everyone.cmd(""))
         self.ha_status = None if discovery_prefix is None else ha_status_topic(discovery_prefix)
         self.subscriptions = [(topic, 1) for topic in self._bridges]

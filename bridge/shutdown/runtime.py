@@ -47,7 +47,7 @@ from bridge.shutdown.memory import ReplayMemory
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.retry import LOOP_ERROR_PAUSE_S, SHUTDOWN_AGAIN_S
 from bridge.shutdown.routes import Routes
-from bridge.shutdown.state import client_state, lasting_part
+from bridge.shutdown.state import client_phase, client_state, lasting_part
 from bridge.shutdown.view import MainsFact, Tracker
 
 log = logging.getLogger("bridge.shutdown")
@@ -179,6 +179,8 @@ class ClientRuntime:
             self._mains(route.name, msg)
         elif route.kind == "status":
             self._status(route.name, msg)
+        elif route.kind == "ups":
+            self._ups(route.name, msg)
         elif route.kind == "own":
             self._own_topic(msg)
         elif route.kind == "command":
@@ -230,6 +232,15 @@ class ClientRuntime:
                 fact.seq,
                 fact.elapsed_s,
                 "" if fact.live else ", retained",
+            )
+
+    def _ups(self, device: str, msg: Message) -> None:
+        report = self.intake.ups(device, msg.payload, retained=msg.retained)
+        if isinstance(report, Rejected):
+            self.rejections.add(msg.topic, report)
+        elif not isinstance(report, Ignored):
+            self.tracker.battery(
+                device, low=report.low_battery, runtime_s=report.runtime_s, at=msg.received
             )
 
     def _status(self, device: str, msg: Message) -> None:
@@ -382,11 +393,7 @@ class ClientRuntime:
     @property
     def phase_name(self) -> str:
         """``idle``, ``counting`` or ``shutting_down`` (the contract's client states)."""
-        if self._latched:
-            return "shutting_down"
-        if self.decision is None or self.decision.phase is Phase.IDLE:
-            return "idle"
-        return "counting"
+        return client_phase(self._latched, self.decision)
 
     @property
     def failed(self) -> bool:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from bridge.clock import isoformat_utc
-from bridge.shutdown.policy import Decision
+from bridge.shutdown.policy import Decision, Phase
 from bridge.shutdown.view import View
 
 MOVING_FIELDS: Final = frozenset({"seconds_left", "ts", "deadline"})
@@ -61,3 +61,12 @@ def lasting_part(state: dict[str, Any]) -> dict[str, Any]:
         for device, supply in state["supplies"].items()
     }
     return out
+
+
+def client_phase(latched: bool, decision: Decision | None) -> str:
+    """``idle``, ``counting`` or ``shutting_down`` (the contract's client states)."""
+    if latched:
+        return "shutting_down"
+    if decision is None or decision.phase is Phase.IDLE:
+        return "idle"
+    return "counting"

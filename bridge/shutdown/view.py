@@ -49,6 +49,13 @@ class BridgeView:
     confirming_since: float | None = None
     """When the bridge said it had (re)started and is confirming its input (``mains``
     ``unknown``); ``None`` otherwise.  The last confirmed state is kept meanwhile."""
+    # -- a UPS behind the bridge (issue 18): unknown (``None``) for a bridge without one
+    battery_low_since: float | None = None
+    """When its UPS began reporting low battery (``LB``); ``None`` while not low."""
+    runtime_s: float | None = None
+    """The UPS's last reported remaining runtime (``battery.runtime``), seconds."""
+    runtime_at: float | None = None
+    """When that runtime was received."""
 
     @property
     def heard(self) -> bool:
@@ -153,6 +160,19 @@ class Tracker:
             seen_alive=seen_alive,
         )
         return "refresh" if same else "new"
+
+    def battery(self, device_id: str, *, low: bool, runtime_s: float | None, at: float) -> None:
+        """Merge a UPS report of the bridge: low battery and the remaining runtime."""
+        old = self._bridges[device_id]
+        since = (
+            (old.battery_low_since if old.battery_low_since is not None else at) if low else None
+        )
+        self._bridges[device_id] = replace(
+            old,
+            battery_low_since=since,
+            runtime_s=runtime_s,
+            runtime_at=at if runtime_s is not None else None,
+        )
 
     def status(self, device_id: str, online: bool, at: float) -> bool:
         """Merge a ``status`` message; returns whether it changed anything."""

@@ -180,6 +180,13 @@ TARGETS: tuple[Target, ...] = (
         at_least=True,
         source="nut",
     ),
+    Target(
+        "NUT server facade: GET VAR ups.status, 200 clients at 1/s, p99",
+        lambda r: get(r, "nut_server", "ours", "response_ms", "p99"),
+        "ms",
+        5.0,
+        source="nut_server",
+    ),
 )
 
 
@@ -304,6 +311,34 @@ def _nut(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _nut_server(results: Mapping[str, Any]) -> list[str]:
+    """``powerbridge nut serve`` and upsd + dummy-ups under the same NUT client load."""
+    try:
+        data = get(results, "nut_server")
+    except NotMeasuredError:
+        return ["Not measured in this run (`./dev bench nut_server`)."]
+    lines = [
+        f"{data['clients']} NUT clients, each `{data['request']}` every {data['interval_s']:g} s"
+        f" for {data['seconds']:g} s (random phases), one after the other against each server.",
+        "",
+        "| server | requests | errors | response p50 / p99 / max |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, key in (("powerbridge nut serve", "ours"), ("upsd + dummy-ups", "upsd")):
+        part = data.get(key) or {}
+        if part.get("available") is False:
+            lines.append(f"| {label} | — | — | could not run: {part.get('reason', '?')} |")
+            continue
+        if not part.get("response_ms"):
+            lines.append(f"| {label} | — | — | not measured |")
+            continue
+        name = f"{label} {part['version']}" if part.get("version") else label
+        lines.append(
+            f"| {name} | {part['requests']:,} | {part['errors']:,} | {_dist(part['response_ms'])} |"
+        )
+    return lines
+
+
 def _costs(results: Mapping[str, Any]) -> list[str]:
     lines = []
     try:
@@ -424,6 +459,7 @@ def render(results: Mapping[str, Any]) -> str:
         ("Outage latency", _latency(results)),
         ("Fan-out", _fanout(results)),
         ("Side by side with Network UPS Tools", _nut(results)),
+        ("NUT server facade under load", _nut_server(results)),
         ("Cost", _costs(results)),
         ("Spool", _spool(results)),
         ("Meters", _meters(results)),

@@ -48,6 +48,8 @@ def bridge_topics(device: str, user: str) -> dict[str, Rule]:
         f"{base}/status": rule({user}, {user, *CLIENTS, HA, ARCH}),
         f"{base}/mains": rule({user}, {user, *CLIENTS, HA, ARCH}),
         f"{base}/events": rule({user}, {user, *CLIENTS, HA, ARCH}),
+        # A UPS behind the bridge: clients follow it too (shutdown.min_runtime).
+        f"{base}/ups": rule({user}, {user, *CLIENTS, HA}),
         # Every sample goes to Home Assistant and the archiver only.
         f"{base}/samples": rule({user}, {user, HA, ARCH}),
         f"{base}/state": rule({user}, {user, HA, ARCH}),

@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "watch",
     "version",
     "broker",
+    "nut",
 )
 
 
