@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.archive.store.sqlite import SqliteStore
+from bridge.archive.store import open_store
 from bridge.broker.runner import Mosquitto
 from tests.archive.harness import ROOT, ArchiveProcess, wait_for, write_config
+from tests.archive.postgres import Postgres
 from tests.archive.test_service import fetch
 
 pytestmark = [pytest.mark.integration, pytest.mark.realtime]
@@ -90,21 +91,18 @@ class Rig:
     broker: Mosquitto
     bridge: BridgeProcess
     archive: ArchiveProcess
-    db: Path
+    database: str
+    """The archive's ``archive.database`` URL (SQLite or PostgreSQL)."""
 
     def stored(self) -> tuple[int, int, int]:
         """``(count, lowest seq, highest seq)`` of the device's samples and events."""
+        store = open_store(self.database)
         try:
-            conn = sqlite3.connect(self.db, timeout=5)
-            row = conn.execute(
-                "SELECT COUNT(*), MIN(seq), MAX(seq) FROM (SELECT seq FROM samples WHERE "
-                "device = ? UNION ALL SELECT seq FROM events WHERE device = ?)",
-                (DEVICE, DEVICE),
-            ).fetchone()
-            conn.close()
-        except sqlite3.Error:
+            return store.sequence_span(DEVICE)
+        except Exception:  # noqa: BLE001 - not created yet, or the database is restarting
             return 0, 0, 0
-        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+        finally:
+            store.close()
 
     def wait_stored(self, count: int, timeout: float = 20) -> None:
         wait_for(lambda: self.stored()[0] >= count, timeout, f"{count} items archived")
@@ -115,7 +113,7 @@ class Rig:
         last = self.bridge.last_seq()
         wait_for(lambda: self.stored()[2] >= last and self.stored()[0] == last, 90,
                  f"seq 1..{last} archived (stored: {self.stored()})")  # fmt: skip
-        store = SqliteStore(self.db)
+        store = open_store(self.database)
         try:
             missing = store.missing()
             gaps = store.gaps(DEVICE)
@@ -148,7 +146,7 @@ def rig(broker: Mosquitto, tmp_path: Path) -> Iterator[Rig]:
     bridge = BridgeProcess(tmp_path, broker, key)
     bridge.start()
     try:
-        yield Rig(broker, bridge, archive, db)
+        yield Rig(broker, bridge, archive, f"sqlite:///{db}")
     finally:
         bridge.signal(signal.SIGKILL)
         archive.stop()
@@ -251,7 +249,7 @@ topic powerbridge/# both 1
     )
     archive = ArchiveProcess(config, tmp_path / "archive.log")
     bridge = BridgeProcess(tmp_path, site, key)
-    rig = Rig(centre, bridge, archive, db)
+    rig = Rig(centre, bridge, archive, f"sqlite:///{db}")
     try:
         archive.start()
         archive.url()
@@ -273,3 +271,37 @@ topic powerbridge/# both 1
         link.close()
         site.kill()
         centre.kill()
+
+
+def test_postgresql_restarted_loses_nothing(
+    broker: Mosquitto, postgres: Postgres, pg_url: str, tmp_path: Path
+) -> None:
+    """The archive on PostgreSQL, which restarts while the bridge publishes: writes are
+    retried, nothing is acknowledged meanwhile, the broker keeps the queue."""
+    key = tmp_path / "signing.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    config = write_config(
+        tmp_path, broker, pg_url,
+        extra=f"gaps: {{resend_after: 2s, resend_every: 3s, signing_key_file: {key}}}\n",
+    )  # fmt: skip
+    config.write_text(
+        config.read_text().replace("gaps:\n  resend_after: 2s\n  resend_every: 2s\n", "")
+    )
+    archive = ArchiveProcess(config, tmp_path / "archive.log")
+    bridge = BridgeProcess(tmp_path, broker, key)
+    rig = Rig(broker, bridge, archive, pg_url)
+    try:
+        archive.start()
+        archive.url()
+        bridge.start()
+        rig.wait_stored(30)
+        postgres.stop()
+        time.sleep(5)  # 50 samples arrive while the database is down
+        postgres.start()
+        figures = rig.finish()
+        assert figures["missing"] == 0, figures
+        assert (figures["low"], figures["high"]) == (1, figures["last"]), figures
+        assert "cannot write to PostgreSQL" in (tmp_path / "archive.log").read_text()
+    finally:
+        bridge.signal(signal.SIGKILL)
+        archive.stop()

@@ -438,6 +438,15 @@ class SqlStore(ABC):
         )
         return {str(d): int(n) for d, n in rows}
 
+    def sequence_span(self, device: str) -> tuple[int, int, int]:
+        """``(count, lowest, highest)`` sequence numbers of ``device`` stored (samples, events)."""
+        row = self._all(
+            "SELECT COUNT(*), MIN(seq), MAX(seq) FROM (SELECT seq FROM samples WHERE device = ? "
+            "UNION ALL SELECT seq FROM events WHERE device = ?) AS s",
+            (device, device),
+        )[0]
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
     def gaps(self, device: str | None = None) -> list[GapRow]:
         where, params = ("WHERE device = ?", (device,)) if device else ("", ())
         return [
