@@ -137,9 +137,12 @@ def test_events_mains_health_and_deployment_reach_their_tables(ingest: Ingest) -
     ],
 )
 def test_bad_payloads_are_counted_and_never_stored(
-    ingest: Ingest, topic_kind: str, payload: bytes
+    ingest: Ingest, topic_kind: str, payload: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    acks = write(ingest, msg("a", topic_kind, payload, mid=3))
+    with caplog.at_level("WARNING", logger="bridge.archive.ingest"):
+        acks = write(ingest, msg("a", topic_kind, payload, mid=3))
+    assert "rejected a" in caplog.text
+    assert f"powerbridge/a/{topic_kind}" in caplog.text
     assert acks == [3]  # acknowledged, so the broker does not send it forever
     assert sum(ingest.figures.rejected.values()) == 1
     assert ingest.store.sample_count() == 0
