@@ -403,3 +403,22 @@ def test_acknowledged_items_are_bounded_by_size(tmp_path: Path) -> None:
     assert kept[-1].seq == 2000  # the oldest went first
     assert spool.dropped == 0  # acknowledged items leaving are not losses
     spool.close()
+
+
+def test_over_its_size_the_spool_lets_acknowledged_items_go_before_undelivered_ones(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    spool = open_spool(
+        tmp_path, clock, keep_acknowledged=86400, keep_acknowledged_mb=100, max_size_mb=0.4
+    )
+    sent = [spool.add_sample(reading(clock)) for _ in range(6000)]
+    spool.acknowledge([i.seq for i in sent])
+    spool.flush()
+    waiting = [spool.add_sample(reading(clock)) for _ in range(500)]
+    spool.flush()
+    spool.prune()
+    assert spool.dropped == 0  # only acknowledged items had to go
+    assert spool.depth == len(waiting)
+    assert len(spool.items_between(1, 6000, limit=10_000)) < 6000
+    spool.close()

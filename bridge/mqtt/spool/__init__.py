@@ -446,12 +446,24 @@ class Spool:
         return int((pages - free) * size)
 
     def _prune_size(self) -> int:
+        """Over ``max_size_mb``: acknowledged items kept for resending go first (they were
+        delivered once), then the oldest undelivered samples, which are counted as dropped."""
         limit = self._config.max_size_mb * 1_000_000
         used = self.used_bytes()
-        if used <= limit or self._depth <= 0:
+        if used <= limit:
             return 0
-        per_item = used / max(1, self._depth)
+        rows = int(self._conn.execute("SELECT COUNT(*) FROM spool_items").fetchone()[0])
+        per_item = used / max(1, rows)
         count = max(1, int((used - limit * SIZE_HEADROOM) / per_item))
+        if self._keep:
+            count -= self._conn.execute(
+                "DELETE FROM spool_items WHERE seq IN (SELECT seq FROM spool_items"
+                " WHERE delivered = 1 AND seq < ? ORDER BY seq LIMIT ?)",
+                (self._last_seq, count),
+            ).rowcount
+            self._dirty = True
+        if count <= 0 or self._depth <= 0:
+            return 0
         cur = self._conn.execute(
             "DELETE FROM spool_items WHERE seq IN ("
             " SELECT seq FROM spool_items WHERE kind = ? AND delivered = 0 AND seq < ?"
