@@ -70,8 +70,8 @@ def test_fleet_page_in_chromium(archive: ArchiveService, tmp_path: Path) -> None
     rows = re.findall(r'<tr data-device="([^"]+)"( class="stale-row")?>', dom)
     assert rows == [("berlin-rack-a", ""), ("lab-pi", ""), ("paris-rack-a", ' class="stale-row"')]
     assert "3 devices · 1 with no sample newer than 6 min" in dom
-    shot = screenshot(url, tmp_path / "archive-fleet.png", (1500, 330))
-    assert png_size(shot) == (1500, 330)
+    shot = screenshot(url, tmp_path / "archive-fleet.png", (1760, 300))
+    assert png_size(shot) == (1760, 300)
     keep(shot)
 
 
