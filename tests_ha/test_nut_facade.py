@@ -17,6 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bridge.nut.server import NutServer, ServedUpses, Ups
+from bridge.nut.variables import Battery, Identity, Power, UpsState
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
@@ -24,9 +26,6 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
-
-from bridge.nut.server import NutServer, ServedUpses, Ups
-from bridge.nut.variables import Battery, Identity, Power, UpsState
 
 USER, PASSWORD = "monuser", "secret"
 

@@ -124,7 +124,8 @@ def homeassistant(directory: Path, host: str) -> str:
 def archiver(directory: Path, host: str) -> str:
     cred = directory.resolve() / "credentials" / "archiver.password"
     return (
-        f"Archiver (read-only: samples and events): {host}:8883 with TLS, "
+        f"Archiver (reads samples, events, mains, health, status, deployment, state; writes "
+        f"only cmd/resend): {host}:8883 with TLS, "
         f"user archiver, password in {cred}"
     )
 

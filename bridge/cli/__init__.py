@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "config_cmd",
     "demo",
     "watch",
+    "archive",
     "version",
 )
 

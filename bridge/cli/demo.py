@@ -15,7 +15,9 @@ See the whole system work on this machine, with no Pi and no meter:
     loopback port, a temporary directory);
   - the bridge (`powerbridge run`) with a wire-level meter simulator behind a
     pseudo-terminal and a simulated mains pin;
-  - a shutdown client (`powerbridge client run`) in dry run with a short delay.
+  - a shutdown client (`powerbridge client run`) in dry run with a short delay;
+  - the archive (`powerbridge archive run`) on SQLite: its management view's URL
+    is printed, and the summary counts what it stored.
 
 It plays a scenario: normal load; three blips shorter than the bridge's
 confirmation window (no outage announced, no shutdown); an outage longer than

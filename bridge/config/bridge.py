@@ -148,6 +148,15 @@ class SpoolConfig:
     flush_interval: float = setting(
         5.0, t.duration(0.1, 60), "At most one fsync of the spool per this interval."
     )
+    keep_acknowledged: float = setting(
+        7 * 86400.0,
+        t.duration(0, 365 * 86400),
+        "Keep samples the broker acknowledged this long, to send them again when an archive "
+        "asks (`cmd/resend`); 0 deletes them on acknowledgement.",
+    )
+    keep_acknowledged_mb: float = setting(
+        100.0, t.number(0), "At most this much of acknowledged samples (oldest deleted first)."
+    )
 
 
 @dataclass(frozen=True, slots=True)

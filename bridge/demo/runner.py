@@ -167,6 +167,7 @@ class Demo:
         self.stopper.check()
         bridge_path, client_path = self.stack.write_configs()
         self.stack.start_programs(bridge_path, client_path)
+        self._start_archive()
         bridge, client = self.stack.bridge, self.stack.client
         self.screen.line(
             f"started mosquitto (pid {self.stack.mosquitto.pid if self.stack.mosquitto else '?'}, "
@@ -196,6 +197,7 @@ class Demo:
         self.screen.close()
         for line in summary_lines(results):
             self.screen.line(line)
+        self._archive_summary()
         if self.result_code != 0:
             self._show_logs()
         if self.options.forever:
@@ -204,6 +206,39 @@ class Demo:
             self._home_assistant_help()
             self._pace(float("inf"))
         return self.result_code
+
+    def _start_archive(self) -> None:
+        """The archive on SQLite beside the bridge: every sample of the demo, and its view."""
+        import importlib.util
+
+        if self.stack is None:
+            return
+        if importlib.util.find_spec("starlette") is None:
+            self.screen.line("archive: not started (pip install 'powerbridge[archive]')")
+            return
+        self.stack.start_archive()
+        url = self.stack.archive_url()
+        if url is None:
+            archive = self.stack.archive
+            tail = archive.log_tail() if archive else ""
+            raise DemoError(f"the archive did not start; its log ends with:\n{tail}")
+        self.screen.line(f"archive on SQLite: management view at {url}")
+
+    def _archive_summary(self) -> None:
+        """What the archive stored of the demo, counted by a query of its database."""
+        if self.stack is None or self.stack.archive is None:
+            return
+        from bridge.archive.store.sqlite import SqliteStore
+
+        store = SqliteStore(self.stack.workdir / "archive.db")
+        try:
+            stored, missing = store.stored_count(), sum(store.missing().values())
+        except Exception as exc:  # noqa: BLE001 - a summary line, not a verdict
+            self.screen.line(f"archive: could not be read ({exc.__class__.__name__})")
+            return
+        finally:
+            store.close()
+        self.screen.line(f"archive: {stored} samples stored, {missing} sequence numbers missing")
 
     def _wait_ready(self) -> None:
         self._begin_step("waiting for the bridge and the client to come online")

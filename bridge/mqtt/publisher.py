@@ -17,6 +17,9 @@ the daemon imports (``BridgePublisher``, ``mains_payload``).
   ``cmd/republish`` and, after a short random delay, when Home Assistant announces
   itself (``<prefix>/status`` = ``online``).  Discovery configs that are no longer
   generated are cleared with empty retained payloads.
+* ``cmd/resend`` (from an archive that found a gap) sends a range again from the spool,
+  acknowledged items it still keeps (``spool.keep_acknowledged``) included, in the
+  replay's window.
 
 paho keeps unacknowledged QoS 1 messages in memory and sends them again after a
 reconnect; the publisher therefore never hands the same spooled item to paho twice
@@ -49,6 +52,7 @@ from bridge.mqtt.contract import (
     BridgeTopics,
     encode_sample_batch,
     ha_status_topic,
+    resend_range,
 )
 from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
 from bridge.mqtt.link import MqttLink
@@ -101,6 +105,8 @@ class PublisherStats:
     connected_at: float | None = None
     """Monotonic time of the last connection (as seen by the owner thread)."""
     last_replay_done: float | None = None
+    resent: int = 0
+    """Items sent again because an archive asked (``cmd/resend``)."""
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -145,7 +151,10 @@ class BridgePublisher:
         self._unwritten_events: list[Callable[[int], bytes]] = []
         self._max_payload = config.mqtt.max_packet_size - PACKET_OVERHEAD
         """Larger batches are split: the broker drops a client that sends a bigger packet."""
-        handlers: dict[str, CommandHandler] = {"republish": lambda _args: self.republish()}
+        handlers: dict[str, CommandHandler] = {
+            "republish": lambda _args: self.republish(),
+            "resend": self._resend_requested,
+        }
         handlers.update(commands or {})
         self.commands = CommandGate(
             handlers, key=signing_key, max_age=config.signing.max_age, clock=self._clock
@@ -180,6 +189,8 @@ class BridgePublisher:
         self._state_due: float | None = None
         self._state_last = float("-inf")
         self._republish_at: float | None = None
+        self._resends: list[tuple[int, int]] = []
+        """Ranges an archive asked for again (``cmd/resend``), oldest request first."""
         self._spool_failure = RepeatedFailure(log, "cannot write to the spool")
         self._ack_failure = RepeatedFailure(log, "broker refused spooled messages")
 
@@ -287,6 +298,7 @@ class BridgePublisher:
                 else:
                     deadlines.append(self._live_since + LIVE_LINGER_S)
             self._replay()
+            self._resend()
             if self._state_due is not None:
                 if now >= self._state_due:
                     self._publish_state(now)
@@ -340,6 +352,7 @@ class BridgePublisher:
             self.stats.failed_acks += 1
             self._ack_failure.failed(f"{len(seqs)} item(s) from seq {seqs[0]}")
         self._replay()
+        self._resend()
 
     def _message(self, topic: str, payload: bytes, retained: bool) -> None:
         if topic == self._ha_status:
@@ -435,6 +448,30 @@ class BridgePublisher:
             self._cursor = items[-1].seq
             self._replay_mids.update(self._send(items))
             self.stats.replay_batches += 1
+
+    def _resend_requested(self, args: dict[str, object]) -> None:
+        first, last = resend_range(dict(args))
+        log.info("an archive asks for seq %d..%d again", first, last)
+        self._resends.append((first, last))
+        self._resend()
+
+    def _resend(self) -> None:
+        """Send requested ranges again from the spool (acknowledged items it still keeps
+        included), sharing the replay's window; what the spool no longer has is skipped."""
+        while self.connected and self._resends and len(self._replay_mids) < REPLAY_WINDOW:
+            first, last = self._resends[0]
+            items = self.spool.items_between(
+                first, last, limit=self._batch, exclude=self._inflight_seqs
+            )
+            if not items:
+                self._resends.pop(0)
+                continue
+            first_event = next((i for i, it in enumerate(items) if it.is_event), None)
+            if first_event is not None:
+                items = items[: max(1, first_event)]
+            self._resends[0] = (items[-1].seq + 1, last)
+            self._replay_mids.update(self._send(items))
+            self.stats.resent += len(items)
 
     def _send(self, items: list[SpoolItem]) -> list[int]:
         """Publish items (events singly, runs of samples as batches); track their mids."""

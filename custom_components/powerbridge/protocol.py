@@ -1,7 +1,7 @@
 """The parts of the powerbridge MQTT contract that the component speaks.
 
 A Home Assistant install has no ``bridge`` package, so the component carries its
-own small copy of what it needs from ``bridge/mqtt/contract.py`` and
+own small copy of what it needs from the ``bridge/mqtt/contract/`` package and
 ``bridge/mqtt/signing.py`` (``docs/mqtt-contract.md`` is the shared reference).
 The Home Assistant test suite checks this copy against the bridge's own modules
 byte for byte (``tests_ha/test_protocol.py``), so the two cannot drift apart.

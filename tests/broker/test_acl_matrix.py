@@ -48,20 +48,23 @@ def bridge_topics(device: str, user: str) -> dict[str, Rule]:
     return {
         # Shutdown clients follow status, mains and events of every bridge.
         # The NUT facade reads status, mains, state and ups: what it serves as UPS variables.
-        f"{base}/status": rule({user}, {user, *CLIENTS, HA, NUT}),
-        f"{base}/mains": rule({user}, {user, *CLIENTS, HA, NUT}),
+        f"{base}/status": rule({user}, {user, *CLIENTS, HA, ARCH, NUT}),
+        f"{base}/mains": rule({user}, {user, *CLIENTS, HA, ARCH, NUT}),
         f"{base}/events": rule({user}, {user, *CLIENTS, HA, ARCH}),
         # A UPS behind the bridge: clients follow it too (shutdown.min_runtime).
         f"{base}/ups": rule({user}, {user, *CLIENTS, HA, NUT}),
         # Every sample goes to Home Assistant and the archiver only.
         f"{base}/samples": rule({user}, {user, HA, ARCH}),
-        f"{base}/state": rule({user}, {user, HA, NUT}),
+        f"{base}/state": rule({user}, {user, HA, ARCH, NUT}),
         f"{base}/outage": rule({user}, {user, HA}),
-        f"{base}/health": rule({user}, {user, HA}),
-        f"{base}/deployment": rule({user}, {user, HA}),
+        # The archive stores health and deployments too (powerbridge archive).
+        f"{base}/health": rule({user}, {user, HA, ARCH}),
+        f"{base}/deployment": rule({user}, {user, HA, ARCH}),
         # Commands: from Home Assistant (and the bridge's own topics are its own).
         f"{base}/cmd/republish": rule({user, HA}, {user, HA}),
         f"{base}/cmd/simulate": rule({user, HA}, {user, HA}),
+        # The archive's one write: asking a bridge for a missing range again.
+        f"{base}/cmd/resend": rule({user, HA, ARCH}, {user, HA}),
         f"homeassistant/sensor/{device}/power/config": rule({user}, {HA}),
         f"homeassistant/binary_sensor/{device}/mains/config": rule({user}, {HA}),
     }
@@ -91,7 +94,7 @@ MATRIX: dict[str, Rule] = {
     "powerbridge/clients/all/cmd/shutdown_now": rule({HA}, {*CLIENTS, HA, NUT}),
     "homeassistant/status": rule({HA}, {*BRIDGES, *CLIENTS, HA}),
     # A bridge that has no identity yet: nobody may speak for it.
-    "powerbridge/stranger/mains": rule(set(), {*CLIENTS, HA, NUT}),
+    "powerbridge/stranger/mains": rule(set(), {*CLIENTS, HA, ARCH, NUT}),
     "powerbridge/stranger/samples": rule(set(), {HA, ARCH}),
     # Home Assistant's other integrations and foreign trees: not ours to touch.
     "homeassistant/sensor/kitchen/temperature/config": rule(set(), {HA}),
@@ -284,17 +287,21 @@ def test_subscription_to_a_forbidden_filter_delivers_nothing(matrix_broker: Mosq
     try:
         office.subscribe("powerbridge/+/samples")
         office.subscribe("powerbridge/clients/lab/#")
-        archiver.subscribe("powerbridge/+/mains")
+        archiver.subscribe("powerbridge/+/outage")
         archiver.subscribe("powerbridge/+/samples")
         publish_all(
             bridge,
-            [("powerbridge/alpha/mains", b"m"), ("powerbridge/alpha/samples", b"s")],
+            [
+                ("powerbridge/alpha/mains", b"m"),
+                ("powerbridge/alpha/outage", b"t"),
+                ("powerbridge/alpha/samples", b"s"),
+            ],
             retain=False,
         )
         got = take_until(archiver, {("powerbridge/alpha/samples", b"s")})
         time.sleep(NEGATIVE_WAIT)
         got += take_rest(archiver)
-        # Retained samples from earlier tests may come too; no `mains`, retained or live.
+        # Retained samples from earlier tests may come too; no `outage`, retained or live.
         assert {m.topic.rsplit("/", 1)[1] for m in got} == {"samples"}
         assert [m.topic for m in take_rest(office)] == []
     finally:
@@ -308,7 +315,8 @@ def test_matrix_covers_every_role_and_topic_family() -> None:
         assert any(role in r.readers for r in MATRIX.values()), role
         assert any(role not in r.readers for r in MATRIX.values()), role
         assert any(role not in r.writers for r in MATRIX.values()), role
-    assert all(any(role in r.writers for r in MATRIX.values()) for role in ROLES if role != ARCH)
-    assert not any(ARCH in r.writers for r in MATRIX.values())
+    assert all(any(role in r.writers for r in MATRIX.values()) for role in ROLES)
+    # The archiver's only write is cmd/resend.
+    assert {t.rsplit("/", 1)[1] for t, r in MATRIX.items() if ARCH in r.writers} == {"resend"}
     families = {t.split("/")[-1] for t in MATRIX if t.startswith("powerbridge/alpha/")}
     assert {"status", "mains", "state", "samples", "health", "events", "deployment"} <= families

@@ -108,6 +108,9 @@ def test_the_shortened_scenario_ends_with_the_expected_summary(runs: dict[str, R
     ), summary
     assert re.search(r"power restored: +restore seen: yes \(expected yes\)", summary)
     assert "result: everything happened as expected" in summary
+    # The archive ran beside them on SQLite and kept every sample (a query, not a log).
+    assert re.search(r"archive on SQLite: management view at http://127\.0\.0\.1:\d+/", out)
+    assert re.search(r"archive: [1-9]\d* samples stored, 0 sequence numbers missing", summary)
     # The live part, in plain lines (stdout is a pipe): the countdown and the dry-run shutdown.
     assert "client demo-pc: counting" in out
     assert "it would shut down now" in out

@@ -110,7 +110,7 @@ def test_acknowledged_items_leave_and_backlog_is_oldest_first(tmp_path: Path) ->
 
 def test_newest_row_keeps_the_high_water_mark_without_growing(tmp_path: Path) -> None:
     clock = ManualClock()
-    spool = open_spool(tmp_path, clock)
+    spool = open_spool(tmp_path, clock, keep_acknowledged=0)  # acknowledged: deleted at once
     for _ in range(50):
         item = spool.add_sample(reading(clock))
         spool.acknowledge([item.seq])
@@ -365,3 +365,60 @@ def test_samples_lost_to_a_full_disk_are_counted_and_leave_a_gap(tmp_path: Path)
     reopened = open_spool(tmp_path, clock)
     assert reopened.dropped == failures  # persisted once the disk allowed it
     reopened.close()
+
+
+# --------------------------------------------------------------------------- kept for resending
+
+
+def test_acknowledged_items_are_kept_for_resending_within_their_window(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, keep_acknowledged=3600)
+    items = [spool.add_sample(reading(clock)) for _ in range(10)]
+    spool.acknowledge([i.seq for i in items])
+    spool.flush()
+    assert spool.depth == 0
+    assert spool.backlog(after=0, before=100, limit=100) == []  # not replayed as undelivered
+    again = spool.items_between(3, 5, limit=100)
+    assert [(i.seq, i.body) for i in again] == [(i.seq, i.body) for i in items[2:5]]
+    assert [i.seq for i in spool.items_between(1, 10, limit=100, exclude={4})] == [
+        1, 2, 3, 5, 6, 7, 8, 9, 10,
+    ]  # fmt: skip
+    clock.advance(3601)
+    spool.add_sample(reading(clock))
+    spool.prune()
+    # Older than the window: gone, all but the newest row (the sequence's high-water mark).
+    assert [i.seq for i in spool.items_between(1, 11, limit=100)] == [11]
+    spool.close()
+
+
+def test_acknowledged_items_are_bounded_by_size(tmp_path: Path) -> None:
+    clock = ManualClock()
+    spool = open_spool(tmp_path, clock, keep_acknowledged=86400, keep_acknowledged_mb=0.05)
+    items = [spool.add_sample(reading(clock)) for _ in range(2000)]
+    spool.acknowledge([i.seq for i in items])
+    spool.flush()
+    spool.prune()
+    kept = spool.items_between(1, 2000, limit=5000)
+    assert 0 < len(kept) < 2000
+    assert kept[-1].seq == 2000  # the oldest went first
+    assert spool.dropped == 0  # acknowledged items leaving are not losses
+    spool.close()
+
+
+def test_over_its_size_the_spool_lets_acknowledged_items_go_before_undelivered_ones(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    spool = open_spool(
+        tmp_path, clock, keep_acknowledged=86400, keep_acknowledged_mb=100, max_size_mb=0.4
+    )
+    sent = [spool.add_sample(reading(clock)) for _ in range(6000)]
+    spool.acknowledge([i.seq for i in sent])
+    spool.flush()
+    waiting = [spool.add_sample(reading(clock)) for _ in range(500)]
+    spool.flush()
+    spool.prune()
+    assert spool.dropped == 0  # only acknowledged items had to go
+    assert spool.depth == len(waiting)
+    assert len(spool.items_between(1, 6000, limit=10_000)) < 6000
+    spool.close()

@@ -21,7 +21,12 @@ from bridge.mqtt.contract.codec import (
     _with_sig,
     loads_object,
 )
-from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, MAX_STATE_PAYLOAD, PAYLOAD_VERSION
+from bridge.mqtt.contract.topics import (
+    MAX_CONTROL_PAYLOAD,
+    MAX_STATE_PAYLOAD,
+    PAYLOAD_VERSION,
+    RESEND_MAX_RANGE,
+)
 
 # --------------------------------------------------------------------------- commands
 
@@ -60,6 +65,20 @@ CLIENT_STATES: Final = ("idle", "counting", "shutting_down")
 """Values of ``state`` in a client's ``clients/<id>/state`` payload."""
 QOS_CLIENT_STATE: Final = 1
 """A client's ``state`` is retained QoS 1 (it carries a countdown people act on)."""
+
+
+def resend_range(args: dict[str, Any]) -> tuple[int, int]:
+    """``cmd/resend``'s ``args`` (``{"first": seq, "last": seq}``) as ``(first, last)``.
+
+    Inclusive, ``first <= last``, at most :data:`RESEND_MAX_RANGE` numbers; anything else
+    is a :class:`PayloadError`.
+    """
+    first, last = args.get("first"), args.get("last")
+    if type(first) is not int or type(last) is not int:
+        raise PayloadError("resend needs integer 'first' and 'last'")
+    if not 0 <= first <= last or last - first >= RESEND_MAX_RANGE:
+        raise PayloadError(f"resend range {first}..{last} out of bounds")
+    return first, last
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,9 @@ MAINS_STATES: Final = (MainsState.ON.value, MainsState.OFF.value, MainsState.UNK
 BOOT_ID_LENGTH: Final = 16
 _BOOT_RE: Final = re.compile(r"[0-9a-f]{8,64}")
 
-BRIDGE_COMMANDS: Final = ("simulate", "republish")
+BRIDGE_COMMANDS: Final = ("simulate", "republish", "resend")
+RESEND_MAX_RANGE: Final = 100_000
+"""The most sequence numbers one ``cmd/resend`` asks for (``args``: ``first``, ``last``)."""
 CLIENT_COMMANDS: Final = ("shutdown_now", "cancel")
 
 

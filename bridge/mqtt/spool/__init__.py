@@ -37,6 +37,15 @@ reservation — a gap, which is the honest signal that samples may have been los
 Acknowledgements are applied lazily, inside the next write, so that a sample's
 insertion and the deletion of the previous one touch the same page.
 
+Acknowledged items, kept for resending
+--------------------------------------
+A broker's acknowledgement is not the end of a sample's journey: a broker that dies
+before it saves its queue loses what it acknowledged.  So with
+``spool.keep_acknowledged`` (7 days by default) an acknowledged item is only marked
+delivered, and kept — at most ``keep_acknowledged`` long and ``keep_acknowledged_mb``
+in all, oldest deleted first — so that an archive that finds a gap can ask for the range
+again (``cmd/resend``, :meth:`Spool.items_between`).  With 0 it is deleted at once.
+
 Bounds
 ------
 Undelivered items older than ``spool.max_age`` (by their wall-clock time) and,
@@ -130,12 +139,15 @@ class Spool:
         # commits never fsync (sync points do, see the module docstring).
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA synchronous=NORMAL")
-        # A delivered row is kept only when it is the newest (it carries the sequence
-        # high-water mark); older ones are leftovers of an interrupted run.
-        conn.execute(
-            "DELETE FROM spool_items WHERE delivered = 1"
-            " AND seq < (SELECT MAX(seq) FROM spool_items)"
-        )
+        self._keep = config.keep_acknowledged > 0
+        """Acknowledged items stay, marked delivered, for resending (see the docstring)."""
+        if not self._keep:
+            # A delivered row is kept only when it is the newest (it carries the sequence
+            # high-water mark); older ones are leftovers of an interrupted run.
+            conn.execute(
+                "DELETE FROM spool_items WHERE delivered = 1"
+                " AND seq < (SELECT MAX(seq) FROM spool_items)"
+            )
         top = conn.execute(
             "SELECT seq, delivered FROM spool_items ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -296,6 +308,30 @@ class Spool:
                     out.append(SpoolItem(int(seq), int(kind), bytes(body)))
         return out
 
+    def items_between(
+        self, first: int, last: int, *, limit: int, exclude: set[int] | None = None
+    ) -> list[SpoolItem]:
+        """Items with ``first <= seq <= last`` still on disk, delivered or not, oldest first.
+
+        What ``cmd/resend`` sends again; items in ``exclude`` (in flight) are skipped.
+        """
+        out: list[SpoolItem] = []
+        cursor = first - 1
+        exclude = exclude or set()
+        while len(out) < limit:
+            rows = self._conn.execute(
+                "SELECT seq, kind, body FROM spool_items WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?",
+                (cursor, last, limit - len(out)),
+            ).fetchall()
+            if not rows:
+                break
+            for seq, kind, body in rows:
+                cursor = seq
+                if seq not in exclude:
+                    out.append(SpoolItem(int(seq), int(kind), bytes(body)))
+        return out
+
     # ------------------------------------------------------------------ maintenance
     def tick(self) -> None:
         """Call often from the owning loop: sync point when due, bounds every minute."""
@@ -332,6 +368,8 @@ class Spool:
 
     def prune(self) -> int:
         """Enforce ``max_age`` and ``max_size_mb``; return how many items were dropped."""
+        if self._keep:
+            self._prune_delivered()
         dropped = self._prune_age() + self._prune_size()
         if dropped or self._dropped_unsaved:
             self._dropped += dropped
@@ -349,6 +387,32 @@ class Spool:
         elif self._over_limit.failing:
             self._over_limit.recovered()
         return dropped
+
+    def _prune_delivered(self) -> None:
+        """Acknowledged items leave after ``keep_acknowledged``, or the oldest of them when
+        they take more than ``keep_acknowledged_mb`` (the newest row always stays: it
+        carries the sequence's high-water mark)."""
+        cutoff = self._clock.utcnow().timestamp() - self._config.keep_acknowledged
+        removed = self._conn.execute(
+            "DELETE FROM spool_items WHERE delivered = 1 AND created < ? AND seq < ?",
+            (cutoff, self._last_seq),
+        ).rowcount
+        delivered = int(
+            self._conn.execute("SELECT COUNT(*) FROM spool_items WHERE delivered = 1").fetchone()[0]
+        )
+        total = delivered + max(0, self._depth)
+        if delivered and total:
+            budget = self._config.keep_acknowledged_mb * 1_000_000
+            share = self.used_bytes() * delivered / total
+            if share > budget:
+                count = max(1, int((share - budget * SIZE_HEADROOM) / (share / delivered)))
+                removed += self._conn.execute(
+                    "DELETE FROM spool_items WHERE seq IN (SELECT seq FROM spool_items"
+                    " WHERE delivered = 1 AND seq < ? ORDER BY seq LIMIT ?)",
+                    (self._last_seq, count),
+                ).rowcount
+        if removed:
+            self._dirty = True
 
     def _prune_age(self) -> int:
         """Delete undelivered items older than ``max_age``, scanning from the oldest."""
@@ -382,12 +446,24 @@ class Spool:
         return int((pages - free) * size)
 
     def _prune_size(self) -> int:
+        """Over ``max_size_mb``: acknowledged items kept for resending go first (they were
+        delivered once), then the oldest undelivered samples, which are counted as dropped."""
         limit = self._config.max_size_mb * 1_000_000
         used = self.used_bytes()
-        if used <= limit or self._depth <= 0:
+        if used <= limit:
             return 0
-        per_item = used / max(1, self._depth)
+        rows = int(self._conn.execute("SELECT COUNT(*) FROM spool_items").fetchone()[0])
+        per_item = used / max(1, rows)
         count = max(1, int((used - limit * SIZE_HEADROOM) / per_item))
+        if self._keep:
+            count -= self._conn.execute(
+                "DELETE FROM spool_items WHERE seq IN (SELECT seq FROM spool_items"
+                " WHERE delivered = 1 AND seq < ? ORDER BY seq LIMIT ?)",
+                (self._last_seq, count),
+            ).rowcount
+            self._dirty = True
+        if count <= 0 or self._depth <= 0:
+            return 0
         cur = self._conn.execute(
             "DELETE FROM spool_items WHERE seq IN ("
             " SELECT seq FROM spool_items WHERE kind = ? AND delivered = 0 AND seq < ?"
@@ -453,6 +529,15 @@ class Spool:
 
     def _apply_acks(self, conn: sqlite3.Connection, top: int) -> tuple[int, int | None]:
         """Delete acknowledged rows; return (rows removed, the new tombstone)."""
+        if self._keep:
+            removed = 0
+            for lo, hi in ranges(self._acked):
+                removed += conn.execute(
+                    "UPDATE spool_items SET delivered = 1"
+                    " WHERE seq BETWEEN ? AND ? AND delivered = 0",
+                    (lo, hi),
+                ).rowcount
+            return removed, None
         tombstone = self._tombstone
         removed = 0
         for lo, hi in ranges(self._acked):
