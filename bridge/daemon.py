@@ -1,7 +1,7 @@
 """The bridge daemon: wiring and lifecycle only.
 
 Every part — database, spool, publisher, mains report, mains sensor, meter source,
-LEDs, mDNS advertisement — is a :class:`bridge.parts.Part`, started in that order by
+UPS source, LEDs, mDNS advertisement — is a :class:`bridge.parts.Part`, started in that order by
 one :class:`~bridge.parts.Parts` and stopped in reverse on SIGTERM/SIGINT (sources
 first; the publisher sends what is pending before it disconnects; the spool makes its
 final sync point).  Sources run in their own threads and *post* what they produce to
@@ -18,6 +18,7 @@ import logging
 import signal
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -42,6 +43,8 @@ from bridge.mqtt.discovery import discovery_messages
 from bridge.mqtt.publisher import BridgePublisher
 from bridge.mqtt.spool import Spool
 from bridge.parts import Hooks, MainLoop, Parts, PublisherPart
+from bridge.ups.report import UpsReport
+from bridge.ups.source import UpsPublication, UpsSource, mains_level, target_of
 
 __all__ = ["Daemon", "MainLoop", "Notifier"]
 
@@ -82,6 +85,8 @@ class Daemon:
         self._notifier, self._pin_factory = notifier, pin_factory
         self._install_signals = install_signals
         self._stop = threading.Event()
+        self._tickers: list[UpsPublication] = []
+        """More ``tick(now) -> next`` of the main loop (the UPS publication)."""
 
     def request_stop(self) -> None:
         """Ask the daemon to stop (any thread, or a signal handler)."""
@@ -127,6 +132,7 @@ class Daemon:
             clock=clock,
             pin_factory=self._pin_factory,
             simulation=config.simulation.enabled,
+            with_ups=config.ups.enabled and config.meter.type == "none",
         )
 
         def on_reading(reading: Reading) -> None:  # meter thread: the cross-check at once
@@ -168,10 +174,11 @@ class Daemon:
             monitor,
             publisher,
             lambda: daemon_health(
-                clock=clock, publisher=publisher, spool=spool, meter=meter, sensor=sensor
+                clock=clock, publisher=publisher, spool=spool, meter=meter, sensor=sensor, ups=ups
             ),
             device_id=self.device_id,
         )
+        ups = self._ups_source(publisher, sensor, key, on_link=health.soon)
         leds = FaultLeds(config.leds, clock=clock, pin_factory=self._pin_factory)
         status = LinkStatus(
             leds,
@@ -185,6 +192,8 @@ class Daemon:
         parts.start("mains sensor", sensor)
         if meter is not None:
             parts.start("meter", meter)
+        if ups is not None:
+            parts.start("UPS", ups)
         parts.start("LEDs", leds)
         if config.mqtt.advertise:
             parts.start("mDNS advertisement", Advertiser(config.mqtt, self.device_id))
@@ -217,6 +226,7 @@ class Daemon:
                 break
             now = self.clock.monotonic()
             deadlines = [now + MAX_SLEEP_S, report.tick(now), health.tick(now)]
+            deadlines.extend(ticker.tick(now) for ticker in self._tickers)
             pumped = publisher.pump()
             if pumped is not None:
                 deadlines.append(pumped)
@@ -224,6 +234,26 @@ class Daemon:
             if beat is not None:
                 beat.tick()
             timeout = max(0.0, min(deadlines) - self.clock.monotonic())
+
+    def _ups_source(
+        self,
+        publisher: BridgePublisher,
+        sensor: MainsSensor,
+        key: bytes | None,
+        on_link: Callable[[], None],
+    ) -> UpsSource | None:
+        """The UPS (``ups:``): its level to the sensor at once, its report to the main loop."""
+        if not self.config.ups.enabled:
+            return None
+        publication = UpsPublication(publisher, self.device_id, self.clock, key)
+        self._tickers.append(publication)
+        post = self.loop.post
+
+        def on_report(report: UpsReport | None, _error: str | None) -> None:  # the UPS thread
+            sensor.feed_ups(mains_level(report))
+            post(lambda: publication.received(report))
+
+        return UpsSource(target_of(self.config.ups), [on_report], on_link=lambda: post(on_link))
 
 
 def _signing_key(config: BridgeConfig) -> bytes | None:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from bridge.meters.source import MeterSource
     from bridge.mqtt.publisher import BridgePublisher
     from bridge.mqtt.spool import Spool
+    from bridge.ups.source import UpsSource
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +423,7 @@ def daemon_health(
     spool: Spool,
     meter: MeterSource | None,
     sensor: MainsSensor | None,
+    ups: UpsSource | None = None,
 ) -> DynamicHealth:
     """What only the running daemon knows, read from its parts (``None`` for a missing part)."""
     age = None
@@ -435,6 +437,7 @@ def daemon_health(
         spool_depth=spool.depth,
         spool_dropped=spool.dropped,
         flap_count=sensor.flap_count if sensor is not None else None,
+        ups_link=ups.link_up if ups is not None else None,
     )
 
 

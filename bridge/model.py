@@ -103,6 +103,8 @@ class DynamicHealth:
     spool_depth: int | None = None
     spool_dropped: int | None = None
     flap_count: int | None = None
+    ups_link: bool | None = None
+    """Whether the last read of the UPS through upsd succeeded (``None``: no UPS)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ LEDs, the mDNS advertisement — is a :class:`Part`: ``start()`` returns at once
 in order and stops the started ones in reverse, so the daemon never stops a part by
 hand.  :class:`Worker` is the one implementation of "a part with a background
 thread" (start it once, wake it, stop and join it), shared by the meter source, the
-mains sensor, the LEDs and the mDNS advertiser; :class:`Hooks` makes a part of two
+UPS source, the mains sensor, the LEDs and the mDNS advertiser; :class:`Hooks` makes a part of two
 callables and :class:`PublisherPart` the publisher's (it drains before it disconnects).
 :class:`MainLoop` is the queue the threads post their results to; only the thread that
 runs it touches the spool.

@@ -23,7 +23,7 @@ def test_constants_and_topics_agree() -> None:
     assert (protocol.ONLINE, protocol.OFFLINE) == (contract.ONLINE, contract.OFFLINE)
     assert protocol.ALL_CLIENTS == contract.ALL_CLIENTS
     bridge = contract.BridgeTopics("powerbridge", "rack-a")
-    for leaf in ("status", "mains", "state", "health", "events"):
+    for leaf in ("status", "mains", "state", "health", "events", "ups"):
         assert protocol.bridge_topic("powerbridge", "rack-a", leaf) == getattr(bridge, leaf)
     assert protocol.bridge_cmd_topic("powerbridge", "rack-a", "simulate") == bridge.cmd("simulate")
     client = contract.ClientTopics("powerbridge", "nas")

@@ -33,11 +33,13 @@ from bridge.mqtt.contract import (
     bridge_user,
     client_node_id,
     client_user,
+    nut_user,
 )
 
 IDENTITY_MARKER = (
     "# ---- identities (managed by `powerbridge broker add-bridge` / `add-client`) ----"
 )
+"""(``add-nut`` adds its blocks there too; the marker's text is kept for existing files.)"""
 
 _ID = DEVICE_ID_RE
 _USER_LINE = re.compile(r"^\s*user\s+(.+?)\s*$", re.MULTILINE)
@@ -125,6 +127,30 @@ def client_block(
     )
 
 
+def nut_block(
+    client_id: str, base: str = DEFAULT_BASE, prefix: str = DEFAULT_DISCOVERY_PREFIX
+) -> str:
+    """A NUT server facade reads what it serves as UPS variables; writes only its status.
+
+    It reads every bridge's ``status``, ``mains``, ``state`` (readings) and ``ups``, and
+    the commands addressed to it or to all clients (a signed remote ``shutdown_now``
+    becomes ``FSD``); it publishes nothing but its own ``status`` (its last will).  No
+    ``events``, ``samples``, ``health`` or ``outage``, and no discovery.
+    """
+    del prefix  # the facade has no Home Assistant entities
+    root = f"{base}/{CLIENTS_LEVEL}/{client_id}"
+    return "\n".join(
+        [
+            f"user {nut_user(client_id)}",
+            *(f"topic read {base}/+/{leaf}" for leaf in ("status", "mains", "state", "ups")),
+            f"topic readwrite {root}/status",
+            f"topic read {root}/cmd/#",
+            f"topic read {base}/{CLIENTS_LEVEL}/{ALL_CLIENTS}/cmd/#",
+            "",
+        ]
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
     """An identity that ``broker add-<kind>`` adds: its id check, user name and ACL block."""
@@ -138,6 +164,7 @@ class Role:
 ROLES: Final = {
     "bridge": Role(check_bridge_id, bridge_user, bridge_block),
     "client": Role(check_client_id, client_user, client_block),
+    "nut": Role(check_client_id, nut_user, nut_block),
 }
 
 

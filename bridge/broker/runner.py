@@ -21,7 +21,13 @@ from pathlib import Path
 
 from bridge.broker.directory import BrokerDirectory, Report
 from bridge.errors import PowerbridgeError
-from bridge.mqtt.contract import ARCHIVER_USER, HOMEASSISTANT_USER, bridge_user, client_user
+from bridge.mqtt.contract import (
+    ARCHIVER_USER,
+    HOMEASSISTANT_USER,
+    bridge_user,
+    client_user,
+    nut_user,
+)
 
 SEARCH_PATH = (
     "/usr/sbin",
@@ -83,6 +89,8 @@ class BrokerSetup:
 
     bridges: tuple[str, ...] = ("test-bridge",)
     clients: tuple[str, ...] = ("test-client",)
+    nut: tuple[str, ...] = ()
+    """NUT server facades (``broker add-nut``), by ``nut.client_id``."""
     observer: bool = True
     """Add an ``observer`` user that may read everything (tests' privileged subscriber)."""
     tls: bool = False
@@ -301,6 +309,8 @@ def prepare(
         hosts=list(TEST_HOSTS),
     )
     report = Report()
+    for client_id in setup.nut:
+        store.add("nut", client_id, report=report)
     if setup.observer:
         store.ensure_user("observer", OBSERVER_BLOCK, report)
     tls_dir = setup.tls_dir or (directory if setup.tls else None)
@@ -308,6 +318,7 @@ def prepare(
     (directory / "mosquitto.conf").write_text(conf, encoding="utf-8")
 
     users = [bridge_user(d) for d in setup.bridges] + [client_user(c) for c in setup.clients]
+    users += [nut_user(c) for c in setup.nut]
     users += [HOMEASSISTANT_USER, ARCHIVER_USER] + (["observer"] if setup.observer else [])
     creds: dict[str, Credentials] = {}
     for user in users:

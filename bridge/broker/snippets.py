@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bridge.mqtt.contract import bridge_user, client_user
+from bridge.mqtt.contract import bridge_user, client_user, nut_user
 
 REMOTE_CONFIG_DIR = "/etc/powerbridge"
 """Where the bridge/client configuration keeps its password and CA files (Linux)."""
@@ -94,6 +94,18 @@ def client(directory: Path, client_id: str, host: str) -> str:
             f"      ca_file: {REMOTE_CONFIG_DIR}/ca.crt",
         ]
     )
+
+
+def nut(directory: Path, client_id: str, host: str) -> str:
+    """Where the NUT facade's identity goes (it reads bridges' topics; writes its status)."""
+    user = nut_user(client_id)
+    secret = directory.resolve() / "credentials" / f"{user}.password"
+    lines = (
+        f"NUT server facade {client_id}: in /etc/powerbridge/nut.yaml (docs/nut.md)",
+        f"  nut: {{client_id: {client_id}}}",
+        f"  mqtt: {{host: {host}, username: {user}, password_file: <a copy of {secret}>}}",
+    )
+    return "\n".join(lines)
 
 
 def homeassistant(directory: Path, host: str) -> str:

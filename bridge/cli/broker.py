@@ -27,6 +27,7 @@ its files and nobody else can.
 examples:
   sudo powerbridge broker init --bridge rack-a --client office-pc
   sudo powerbridge broker add-client lab-pc
+  sudo powerbridge broker add-nut nut
   sudo systemctl reload mosquitto
 """
 
@@ -95,15 +96,15 @@ def register(subparsers: Any) -> None:
     _dir_option(addon)
     addon.set_defaults(group="mosquitto")
 
-    for kind in ("bridge", "client"):
+    for kind, what, handler, id_help in (
+        ("bridge", "bridge", _add_bridge, "device id"),
+        ("client", "PC (shutdown client)", _add_client, "client id"),
+        ("nut", "NUT server facade (powerbridge nut serve)", _add_nut, "its nut.client_id"),
+    ):
         sub = add_command(
-            commands,
-            f"add-{kind}",
-            f"add one {'bridge' if kind == 'bridge' else 'PC (shutdown client)'}: "
-            "ACL block and password",
-            _add_bridge if kind == "bridge" else _add_client,
+            commands, f"add-{kind}", f"add one {what}: ACL block and password", handler
         )
-        sub.add_argument("id", metavar="ID", help="device id" if kind == "bridge" else "client id")
+        sub.add_argument("id", metavar="ID", help=id_help)
         _dir_option(sub)
         sub.add_argument(
             "--rotate", action="store_true", help="replace an existing password with a new one"
@@ -236,7 +237,7 @@ def _add(args: argparse.Namespace, kind: str) -> int:
     report = store.add(kind, args.id, rotate=args.rotate)
     _print_report(store, report)
     host = _host(store, [])
-    snippet = snippets.bridge if kind == "bridge" else snippets.client
+    snippet = {"bridge": snippets.bridge, "client": snippets.client, "nut": snippets.nut}[kind]
     print()
     print(snippet(store.path, args.id, host))
     print()
@@ -263,6 +264,10 @@ def _add_bridge(args: argparse.Namespace) -> int:
 
 def _add_client(args: argparse.Namespace) -> int:
     return _add(args, "client")
+
+
+def _add_nut(args: argparse.Namespace) -> int:
+    return _add(args, "nut")
 
 
 def _exit(report: Report) -> int:

@@ -58,9 +58,11 @@ class MeterConfig:
 class MainsConfig:
     source: str = setting(
         "gpio",
-        t.one_of("gpio", "meter", "any", "all"),
-        "What says the mains is off: the GPIO pin, the meter, either (`any`) or both (`all`). "
-        "A meter whose serial port disappears (unplugged adapter) counts as unknown, never off.",
+        t.one_of("gpio", "meter", "ups", "any", "all"),
+        "What says the mains is off: the GPIO pin, the meter, the UPS (`OB`; needs `ups.name`), "
+        "either the pin or the second input (`any`) or both (`all`). The second input is the "
+        "meter, or the UPS when `ups.name` is set and `meter.type` is `none`. A meter whose "
+        "serial port disappears, or a UPS whose upsd cannot be read, counts as unknown, never off.",
     )
     pin: int = setting(4, t.integer(0, 27), "BCM number of the mains-sense GPIO pin.")
     pull: str = setting(
@@ -80,6 +82,34 @@ class MainsConfig:
     meter_silence: float = setting(
         3.0, t.duration(0.1, 600), "A meter silent this long counts as mains off (PZEM dies)."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UpsConfig:
+    name: str | None = setting(
+        None,
+        t.optional(t.text(1, 64)),
+        "UPS name on upsd (`ups.conf` section, as `upsc <name>@host`); unset: no UPS.",
+    )
+    host: str = setting("127.0.0.1", t.text(1, 253), "upsd host (NUT's network server).")
+    port: int = setting(3493, t.integer(1, 65535), "upsd port.")
+    username: str | None = setting(
+        None, t.optional(t.text(1, 128)), "upsd user (`upsd.users`); none: read anonymously."
+    )
+    password_file: str | None = setting(
+        None, t.optional(t.path), "File holding that user's password (mode 0600).", secret=True
+    )
+    poll: float = setting(
+        2.0,
+        t.duration(0.5, 60),
+        "Time between reads. upsd answers from the driver's memory (cheap), and a NUT driver "
+        "itself refreshes every 2 s (`pollinterval`), so 2 s follows the UPS as fast as NUT can.",
+    )
+    timeout: float = setting(5.0, t.duration(0.5, 60), "How long one read may take.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.name is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +180,7 @@ class BridgeConfig:
     mqtt: MqttConfig = section(MqttConfig, "Broker connection.")
     meter: MeterConfig = section(MeterConfig, "Power meter.")
     mains: MainsConfig = section(MainsConfig, "Mains sensing.")
+    ups: UpsConfig = section(UpsConfig, "A UPS read through a local upsd (NUT), as a source.")
     health: HealthConfig = section(HealthConfig, "Self-monitoring.")
     leds: LedsConfig = section(LedsConfig, "LED fault codes.")
     spool: SpoolConfig = section(SpoolConfig, "Durable store-and-forward.")
@@ -174,10 +205,7 @@ def _cross_checks(config: BridgeConfig) -> list[tuple[str, str]]:
     real_meter = config.meter.type not in ("none", "simulated")
     if real_meter and not config.meter.port:
         problems.append(("meter.port", f"required for meter type {config.meter.type}"))
-    if config.mains.source != "gpio" and config.meter.type == "none":
-        problems.append(
-            ("mains.source", f"'{config.mains.source}' needs a meter, but meter.type is none")
-        )
+    problems.extend(_mains_source_problems(config))
     if config.meter.type == "simulated" and not config.simulation.enabled:
         problems.append(("meter.type", "'simulated' needs simulation.enabled: true"))
     if config.mqtt.host == "auto":
@@ -190,6 +218,26 @@ def _cross_checks(config: BridgeConfig) -> list[tuple[str, str]]:
     ):
         problems.append(("leds.backend", "'gpio' needs pwr_pin and/or act_pin"))
     return problems
+
+
+def _mains_source_problems(config: BridgeConfig) -> list[tuple[str, str]]:
+    source, has_ups = config.mains.source, config.ups.enabled
+    if source == "ups" and not has_ups:
+        return [("mains.source", "'ups' needs a UPS, but ups.name is not set")]
+    has_meter = config.meter.type != "none"
+    if source == "meter" and not has_meter:
+        return [("mains.source", "'meter' needs a meter, but meter.type is none")]
+    if source in ("any", "all") and not has_meter and not has_ups:
+        return [("mains.source", f"'{source}' needs a meter or a UPS, but there is neither")]
+    if source in ("any", "all") and has_meter and has_ups:
+        return [
+            (
+                "mains.source",
+                f"'{source}' combines the pin with one input; with both a meter and a UPS "
+                "choose 'gpio', 'meter' or 'ups'",
+            )
+        ]
+    return []
 
 
 def load_bridge_config(path: Path) -> BridgeConfig:

@@ -28,6 +28,9 @@ def referenced_file_problems(
     mqtt = config.mqtt
     if mqtt.password_file:
         found += _readable("mqtt.password_file", mqtt.password_file, what="password file")
+    ups = getattr(config, "ups", None)
+    if ups is not None and ups.password_file:
+        found += _readable("ups.password_file", ups.password_file, what="password file")
     tls = mqtt.tls
     for key, value in (
         ("mqtt.tls.ca_file", tls.ca_file),

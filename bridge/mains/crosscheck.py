@@ -1,6 +1,7 @@
 """The meter cross-check: what the power meter says about the mains, and how inputs combine.
 
-``mains.source: gpio | meter | any | all`` chooses the inputs (:func:`combine`).  The
+``mains.source: gpio | meter | ups | any | all`` chooses the inputs (:func:`combine`); the
+second input of ``any``/``all`` is the meter or a UPS (:mod:`bridge.ups.source`).  The
 meter says *off* when a reading's voltage is below ``meter_voltage_threshold``
 (:func:`meter_level`) or when no reading has arrived for ``meter_silence`` (a PZEM is
 powered by the mains it measures and dies with it), dated from its last sign of life.
@@ -20,20 +21,22 @@ from bridge.model import MainsState, Reading
 SOURCE_GPIO: Final = "gpio"
 SOURCE_METER: Final = "meter"
 SOURCE_SIMULATION: Final = "simulation"
+SOURCE_UPS: Final = "ups"
 
 
-def combine(source: str, gpio: MainsState, meter: MainsState) -> MainsState:
+def combine(source: str, gpio: MainsState, other: MainsState) -> MainsState:
     """The mains state according to ``mains.source`` from the two inputs' raw states.
 
-    ``gpio``/``meter``: that input alone.  ``any``: off as soon as one input says
-    off.  ``all``: off only when every input says off.  An input still ``unknown``
-    (no reading yet) is left out of ``any``/``all``.
+    ``other`` is the second input: the meter or the UPS.  ``gpio``/``meter``/``ups``:
+    that input alone.  ``any``: off as soon as one input says off.  ``all``: off only
+    when every input says off.  An input still ``unknown`` (no reading yet, port lost,
+    upsd unreachable) is left out of ``any``/``all``.
     """
-    if source == "gpio":
+    if source == SOURCE_GPIO:
         return gpio
-    if source == "meter":
-        return meter
-    known = [s for s in (gpio, meter) if s is not MainsState.UNKNOWN]
+    if source in (SOURCE_METER, SOURCE_UPS):
+        return other
+    known = [s for s in (gpio, other) if s is not MainsState.UNKNOWN]
     if not known:
         return MainsState.UNKNOWN
     if source == "any":

@@ -30,6 +30,7 @@ from bridge.mains.crosscheck import (
     SOURCE_GPIO,
     SOURCE_METER,
     SOURCE_SIMULATION,
+    SOURCE_UPS,
     MeterCrossCheck,
     combine,
 )
@@ -68,9 +69,13 @@ class MainsSensor(Worker):
         simulation: bool = False,
         on_edge: Callable[[Edge], None] | None = None,
         on_blip: Callable[[Blip], None] | None = None,
+        with_ups: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
+        self.with_ups = with_ups or config.source == SOURCE_UPS
+        """The second input is a UPS (:meth:`feed_ups`), not the meter."""
+        self._ups = MainsState.UNKNOWN
         self._store = store
         self._on_event, self._on_change = on_event, on_change
         self._on_edge, self._on_blip = on_edge, on_blip
@@ -119,11 +124,15 @@ class MainsSensor(Worker):
 
     @property
     def uses_gpio(self) -> bool:
-        return self.config.source != SOURCE_METER
+        return self.config.source not in (SOURCE_METER, SOURCE_UPS)
 
     @property
     def uses_meter(self) -> bool:
-        return self.config.source != SOURCE_GPIO
+        return self.config.source != SOURCE_GPIO and not self.with_ups
+
+    @property
+    def uses_ups(self) -> bool:
+        return self.config.source != SOURCE_GPIO and self.with_ups
 
     @property
     def pin_level(self) -> MainsState:
@@ -165,17 +174,22 @@ class MainsSensor(Worker):
         label = SOURCE_SIMULATION if self.simulation else SOURCE_GPIO
         self._set_input("gpio", level, Edge(level, now, utc, label))
 
+    def _other(self) -> MainsState:
+        return self._ups if self.with_ups else self._meter.level
+
     def _set_input(self, which: str, level: MainsState, edge: Edge) -> None:
         """Update one input's raw state (lock held); feed the combined level on a change."""
-        before = combine(self.config.source, self._gpio, self._meter.level)
-        old = self._gpio if which == "gpio" else self._meter.level
+        before = combine(self.config.source, self._gpio, self._other())
+        old = {"gpio": self._gpio, "ups": self._ups}.get(which, self._meter.level)
         if which == "gpio":
             self._gpio = level
+        elif which == "ups":
+            self._ups = level
         else:
             self._meter.level = level
         if old is not level and self._on_edge is not None:
             self._queue.append(edge)
-        after = combine(self.config.source, self._gpio, self._meter.level)
+        after = combine(self.config.source, self._gpio, self._other())
         if after is not before and after is not MainsState.UNKNOWN:
             self._queue.extend(self._debouncer.feed(replace(edge, state=after)))
 
@@ -191,6 +205,19 @@ class MainsSensor(Worker):
             if reading is not None:
                 edge = self._meter.reading(reading, self._clock.monotonic())
                 self._set_input("meter", edge.state, edge)
+            self._cond.notify_all()
+
+    def feed_ups(self, level: MainsState) -> None:
+        """What the UPS says of the mains (``OB`` off, ``OL`` on; unknown without data).
+
+        Fed through the same confirmation window as the pin; a UPS that cannot be read
+        is *unknown*, never *off*, and is left out of ``any``/``all``.
+        """
+        if not self.uses_ups:
+            return
+        with self._cond:
+            now, utc = self._clock.monotonic(), self._clock.utcnow()
+            self._set_input("ups", level, Edge(level, now, utc, SOURCE_UPS))
             self._cond.notify_all()
 
     def meter_unavailable(self, reason: str) -> None:

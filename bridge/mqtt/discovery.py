@@ -26,6 +26,7 @@ from bridge.mqtt.contract import (
     QOS_DEPLOYMENT,
     QOS_MAINS,
     QOS_OUTAGE,
+    QOS_UPS,
     BridgeTopics,
     channel_key,
     discovery_topic,
@@ -108,9 +109,10 @@ def meter_channels(config: BridgeConfig) -> tuple[int, ...]:
 def entity_instances(config: BridgeConfig) -> list[EntityInstance]:
     """Every entity this bridge exposes with this configuration, in table order."""
     has_meter = meter_protocol(config) is not None
+    has = {"always": True, "meter": has_meter, "ups": config.ups.enabled}
     out: list[EntityInstance] = []
     for desc in BRIDGE_ENTITIES:
-        if desc.requires == "always" or (desc.requires == "meter" and has_meter):
+        if has.get(desc.requires, False):
             out.append(EntityInstance(desc, desc.key, desc.name, desc.field))
         elif desc.requires == "channel" and has_meter:
             for channel in meter_channels(config):
@@ -183,6 +185,15 @@ def origin_block(sw_version: str) -> dict[str, Any]:
     return {"name": ORIGIN_NAME, "sw_version": sw_version, "support_url": SUPPORT_URL}
 
 
+_SOURCE_QOS: Final = {
+    "mains": QOS_MAINS,
+    "outage": QOS_OUTAGE,
+    "deployment": QOS_DEPLOYMENT,
+    "ups": QOS_UPS,
+}
+"""Sources published at QoS 1 (Home Assistant subscribes to the others at its default, 0)."""
+
+
 def entity_config(
     config: BridgeConfig, entity: EntityInstance, *, device_id: str
 ) -> dict[str, Any]:
@@ -195,6 +206,7 @@ def entity_config(
         "outage": topics.outage,
         "health": topics.health,
         "deployment": topics.deployment,
+        "ups": topics.ups,
     }
     out: dict[str, Any] = {
         "name": entity.name,
@@ -202,12 +214,9 @@ def entity_config(
         "state_topic": source_topic[desc.source],
         "value_template": value_template(entity),
     }
-    if desc.source == "mains":
-        out["qos"] = QOS_MAINS
-    elif desc.source == "outage":
-        out["qos"] = QOS_OUTAGE
-    elif desc.source == "deployment":
-        out["qos"] = QOS_DEPLOYMENT
+    qos = _SOURCE_QOS.get(desc.source)
+    if qos is not None:
+        out["qos"] = qos
     if desc.attributes:
         out["json_attributes_topic"] = source_topic[desc.source]
     if desc.device_class is not None:

@@ -3,7 +3,8 @@
 The Home Assistant discovery payloads (:mod:`bridge.mqtt.discovery`) and the
 custom component's descriptions are generated from :data:`BRIDGE_ENTITIES`;
 nothing else lists entities.  ``source`` names the topic the value comes from
-(``state``, ``mains``, ``outage`` or ``health``) and ``field`` the key in its JSON payload.
+(``state``, ``mains``, ``outage``, ``health``, ``deployment`` or ``ups``) and ``field``
+the key in its JSON payload.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 Component = Literal["sensor", "binary_sensor"]
-Source = Literal["state", "mains", "outage", "health", "deployment"]
-Requires = Literal["always", "meter", "channel"]
+Source = Literal["state", "mains", "outage", "health", "deployment", "ups"]
+Requires = Literal["always", "meter", "channel", "ups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ class EntityDescription:
     expires: bool = False
     """Measurement that goes unavailable when the meter stops (``expire_after``)."""
     requires: Requires = "always"
-    """``meter``: only with a meter; ``channel``: one entity per configured meter channel."""
+    """``meter``: only with a meter; ``channel``: one entity per configured meter channel;
+    ``ups``: only with a ``ups:`` section."""
     inverted: bool = False
     """Binary sensors: ``on`` when the payload value is false."""
     template: str | None = None
@@ -67,19 +69,37 @@ def _reading(key: str, name: str, field: str, **details: Any) -> EntityDescripti
     )
 
 
-def _diagnostic(
-    key: str, component: Component, name: str, field: str, **details: Any
-) -> EntityDescription:
-    """A figure from the health report, shown among the device's diagnostics."""
-    return EntityDescription(
-        key=key,
-        component=component,
-        name=name,
-        source="health",
-        field=field,
-        entity_category="diagnostic",
-        **details,
-    )
+class _Group:
+    """Entities of one source that share details: ``_Group(...)(key, component, name, field)``."""
+
+    def __init__(self, source: Source, doc: str, **shared: Any) -> None:
+        self.__doc__ = doc
+        self._source, self._shared = source, shared
+
+    def __call__(
+        self, key: str, component: Component, name: str, field: str, **details: Any
+    ) -> EntityDescription:
+        return EntityDescription(
+            key=key,
+            component=component,
+            name=name,
+            source=self._source,
+            field=field,
+            **self._shared,
+            **details,
+        )
+
+
+_diagnostic = _Group(
+    "health",
+    "A figure from the health report, shown among the device's diagnostics.",
+    entity_category="diagnostic",
+)
+_ups = _Group(
+    "ups",
+    "What the UPS read through upsd says (``ups`` topic); only with a ``ups:`` section.",
+    requires="ups",
+)
 
 
 # fmt: off
@@ -128,6 +148,15 @@ BRIDGE_ENTITIES: Final[tuple[EntityDescription, ...]] = (
         device_class="energy", state_class="total_increasing", unit="kWh", precision=3,
         scale=0.001, requires=_CHANNEL,
     ),
+    # --- a UPS read through upsd (`ups:`)
+    _ups("ups_status", "sensor", "UPS status", "status", icon="mdi:power-plug-battery"),
+    _ups("battery_charge", "sensor", "Battery charge", "charge", device_class="battery",
+        state_class="measurement", unit="%", precision=0),
+    _ups("battery_runtime", "sensor", "Battery runtime", "runtime_s", device_class="duration",
+        state_class="measurement", unit="s", precision=0),
+    _ups("ups_load", "sensor", "UPS load", "load", state_class="measurement", unit="%",
+        icon="mdi:gauge", precision=0),
+    _ups("low_battery", "binary_sensor", "Low battery", "low_battery", device_class="battery"),
     # --- where the bridge is deployed (`powerbridge deployment start`); latitude and
     #     longitude among the attributes put the bridge on Home Assistant's map
     EntityDescription(

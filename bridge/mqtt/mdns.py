@@ -236,24 +236,47 @@ def advertise_broker(
     while the name is probed; call it at start-up or from a worker thread.  Raises
     ``OSError`` when no address can be found or multicast is unavailable.
     """
-    from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
-
     chosen = list(addresses) if addresses else advertised_addresses(host)
     if not chosen:
         raise OSError(f"no address to advertise for broker host {host!r}")
-    short_host = socket.gethostname().split(".")[0] or "powerbridge"
-    info = ServiceInfo(
+    properties = {"device": device_id, "tls": "1" if tls else "0", "product": PRODUCT}
+    return register_service(
         SERVICE_TYPE,
-        f"{PRODUCT} {device_id}.{SERVICE_TYPE}",
+        f"{PRODUCT} {device_id}",
+        port,
+        properties,
+        chosen,
+        interfaces=interfaces,
+        what="the broker",
+    )
+
+
+def register_service(
+    service_type: str,
+    instance: str,
+    port: int,
+    properties: dict[str, str],
+    addresses: Sequence[str],
+    *,
+    interfaces: Sequence[str] | None = None,
+    what: str,
+) -> Advertisement:
+    """Announce ``<instance>.<service_type>`` at ``addresses`` (IPv4) with TXT ``properties``.
+
+    The one place a DNS-SD record is registered (the broker's ``_mqtt._tcp``, the NUT
+    server's ``_nut._tcp``): zeroconf imported lazily, ``txtvers=1`` added, the name
+    changed if it is taken.  Blocks for about a second while the name is probed.
+    """
+    from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
+
+    short_host = socket.gethostname().split(".")[0] or PRODUCT
+    info = ServiceInfo(
+        service_type,
+        f"{instance}.{service_type}",
         port=port,
-        properties={
-            "device": device_id,
-            "tls": "1" if tls else "0",
-            "product": PRODUCT,
-            "txtvers": "1",
-        },
+        properties={**properties, "txtvers": "1"},
         server=f"{short_host}.local.",
-        parsed_addresses=chosen,
+        parsed_addresses=list(addresses),
     )
     zc = Zeroconf(
         interfaces=list(interfaces) if interfaces else InterfaceChoice.All,
@@ -264,5 +287,5 @@ def advertise_broker(
     except Exception:
         zc.close()
         raise
-    log.info("advertising the broker %s:%d as %s", chosen[0], port, info.name)
+    log.info("advertising %s %s:%d as %s", what, addresses[0], port, info.name)
     return Advertisement(zc, info)

@@ -20,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from bridge import __version__
 from bridge.clock import Clock, SystemClock
 from bridge.errors import ConfigError, ConfigProblem
-from bridge.mqtt.contract import OFFLINE, ONLINE, QOS_STATUS, ClientTopics, client_user
+from bridge.mqtt.contract import OFFLINE, ONLINE, QOS_STATUS, ClientTopics, nut_user
 from bridge.mqtt.paho import configured_client, refusal
 from bridge.mqtt.signing import SigningKeyError, load_key
 from bridge.nut.config import NutConfig, load_users
@@ -44,7 +44,7 @@ class MqttLink:
         self._client = configured_client(
             config.mqtt,
             client_id=config.mqtt.client_id or f"powerbridge-nut-{client_id}",
-            username=config.mqtt.username or client_user(client_id),
+            username=config.mqtt.username or nut_user(client_id),
             password=config.mqtt.password(),
         )
         self._client.will_set(self._status, OFFLINE, qos=QOS_STATUS, retain=True)

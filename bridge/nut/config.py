@@ -8,8 +8,10 @@ bridge's UPS reports ``LB`` (``delay``, as on the PCs) and ``FSD``.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bridge.config import types as t
 from bridge.config._schema import items_of, section, setting, validate_file, validate_text
@@ -20,7 +22,6 @@ from bridge.shutdown.policy import PolicySettings
 
 DEFAULT_NUT_CONFIG = Path("/etc/powerbridge/nut.yaml")
 NUT_PORT = 3493
-_POLICY_DEFAULTS = ShutdownConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,35 +77,33 @@ class UpsEntry:
         return self.name or self.bridge
 
 
+def _as_on_the_pcs(name: str, doc: str) -> Any:
+    """The shutdown client's ``shutdown.<name>`` (default and check), documented anew."""
+    client = {f.name: f for f in dataclasses.fields(ShutdownConfig)}[name]
+    return setting(client.default, client.metadata["check"], doc)
+
+
 @dataclass(frozen=True, slots=True)
 class NutPolicyConfig:
-    delay: float = setting(
-        _POLICY_DEFAULTS.delay,
-        t.duration(0, 86400),
-        "`LB` when an announced outage has lasted this long (the PCs' `shutdown.delay`).",
+    delay: float = _as_on_the_pcs(
+        "delay", "`LB` when an announced outage has lasted this long (the PCs' `shutdown.delay`)."
     )
-    on_lost_during_outage: str = setting(
-        _POLICY_DEFAULTS.on_lost_during_outage,
-        t.one_of("continue", "shutdown_now"),
-        "As on the PCs (the bridge is reported `DATA-STALE` meanwhile).",
+    on_lost_during_outage: str = _as_on_the_pcs(
+        "on_lost_during_outage", "As on the PCs (the bridge is reported `DATA-STALE` meanwhile)."
     )
     allow_remote: bool = setting(
         False, t.boolean, "Turn authenticated 'shutdown now' commands into `FSD`."
     )
-    remote_cancel_window: float = setting(
-        _POLICY_DEFAULTS.remote_cancel_window,
-        t.duration(0, 3600),
+    remote_cancel_window: float = _as_on_the_pcs(
+        "remote_cancel_window",
         "`FSD` follows a remote 'shutdown now' after this long, unless cancelled.",
     )
-
-    on_low_battery: bool = setting(
-        _POLICY_DEFAULTS.on_low_battery,
-        t.boolean,
+    on_low_battery: bool = _as_on_the_pcs(
+        "on_low_battery",
         "A bridge reading a UPS: `LB` (and FSD) when that UPS reports low battery in an outage.",
     )
-    min_runtime: float = setting(
-        _POLICY_DEFAULTS.min_runtime,
-        t.duration(0, 86400),
+    min_runtime: float = _as_on_the_pcs(
+        "min_runtime",
         "A bridge reading a UPS: `LB` once its remaining runtime falls below this (0: off).",
     )
 

@@ -30,7 +30,7 @@ from bridge.nut.variables import Battery, Power, UpsState
 from bridge.shutdown.intake import Intake, Rejected
 from bridge.shutdown.policy import Cause, Decision, Phase, PolicySettings, decide
 from bridge.shutdown.view import MainsFact, Tracker, View
-from bridge.ups.report import UpsReport, decode_ups, ups_topic
+from bridge.ups.report import UpsReport
 
 log = logging.getLogger("bridge.nut.feed")
 
@@ -62,7 +62,7 @@ class Feed:
         for device, topics in self._topics.items():
             for kind in ("mains", "status", "state"):
                 self._by_topic[getattr(topics, kind)] = (device, kind)
-            self._by_topic[ups_topic(topics)] = (device, "ups")
+            self._by_topic[topics.ups] = (device, "ups")
         self._client_topics = (ClientTopics(base, client_id), ClientTopics(base, "all"))
         # Each bridge is decided alone: its own outage against the policy's delay.
         self._settings = replace(settings, min_supplies=1)
@@ -82,7 +82,7 @@ class Feed:
             subs += [
                 Subscription(topics.mains),
                 Subscription(topics.state),
-                Subscription(ups_topic(topics)),
+                Subscription(topics.ups),
             ]
         subs += [Subscription(t.cmd_filter) for t in self._client_topics]
         return subs
@@ -149,14 +149,12 @@ class Feed:
         }
 
     def _ups_report(self, device: str, payload: bytes, *, retained: bool, now: float) -> None:
-        try:
-            sender, _ts, report = decode_ups(payload)
-        except PayloadError as exc:
+        report = self._intake.ups_report(device, payload)
+        if isinstance(report, Rejected):
             self.rejected += 1
-            log.debug("ignored a ups message of %s: %s", device, exc)
+            log.debug("ignored a ups message of %s: %s", device, report.detail)
             return
-        if sender != device:
-            self.rejected += 1
+        if not isinstance(report, UpsReport):
             return
         self._ups[device] = report
         if not retained:  # shown either way; decided on only when received live

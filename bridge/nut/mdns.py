@@ -1,19 +1,16 @@
 """Advertising the NUT server as ``_nut._tcp`` (Home Assistant's ``nut`` integration finds it).
 
-The same approach as :func:`bridge.mqtt.mdns.advertise_broker`: zeroconf imported lazily,
-IPv4, this machine's address on its default route for a wildcard or loopback listener.
+Registered by :func:`bridge.mqtt.mdns.register_service`, like the broker's ``_mqtt._tcp``;
+this machine's address on its default route for a wildcard or loopback listener.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Sequence
 from typing import Final
 
-from bridge.mqtt.mdns import Advertisement, advertised_addresses
-
-log = logging.getLogger("bridge.nut.mdns")
+from bridge.mqtt.mdns import Advertisement, advertised_addresses, register_service
 
 SERVICE_TYPE: Final = "_nut._tcp.local."
 
@@ -27,8 +24,6 @@ def advertise_nut(
     instance: str | None = None,
 ) -> Advertisement:
     """Announce ``powerbridge NUT on <host>._nut._tcp.local.``; raise ``OSError`` if impossible."""
-    from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
-
     chosen: list[str] = list(addresses) if addresses else []
     if not chosen:
         for host in listen:
@@ -36,22 +31,12 @@ def advertise_nut(
     if not chosen:
         raise OSError("no address to advertise for the NUT server")
     short_host = socket.gethostname().split(".")[0] or "powerbridge"
-    info = ServiceInfo(
+    return register_service(
         SERVICE_TYPE,
-        f"{instance or f'powerbridge NUT on {short_host}'}.{SERVICE_TYPE}",
-        port=port,
-        properties={"product": "powerbridge", "txtvers": "1"},
-        server=f"{short_host}.local.",
-        parsed_addresses=chosen,
+        instance or f"powerbridge NUT on {short_host}",
+        port,
+        {"product": "powerbridge"},
+        chosen,
+        interfaces=interfaces,
+        what="the NUT server",
     )
-    zc = Zeroconf(
-        interfaces=list(interfaces) if interfaces else InterfaceChoice.All,
-        ip_version=IPVersion.V4Only,
-    )
-    try:
-        zc.register_service(info, allow_name_change=True)
-    except Exception:
-        zc.close()
-        raise
-    log.info("advertising the NUT server %s:%d as %s", chosen[0], port, info.name)
-    return Advertisement(zc, info)

@@ -154,6 +154,8 @@ class Intake:
         self._memory: dict[str, Mark] = {}
         self._reported: set[str] = set()
         """Bridges whose current mark has been handed to the tracker in this run."""
+        self._ups_ts: dict[str, datetime] = {}
+        """Wall time (the bridge's) of the last accepted ``ups`` report of each bridge."""
         self._commands = CommandVerifier(
             CLIENT_COMMANDS,
             key=key,
@@ -204,6 +206,8 @@ class Intake:
         # (A copy of the remembered message, first seen in this run after a restart of the
         # client, still tells the tracker what the bridge last said.)
         self._reported.add(device_id)
+        if memory is None or memory.boot != payload.boot:
+            self._ups_ts.pop(device_id, None)  # a new run: its clock may have stepped back
         self._memory[device_id] = Mark(payload.seq, payload.boot, payload.n, payload.state)
         return MainsFact(
             device_id=device_id,
@@ -223,15 +227,19 @@ class Intake:
         except PayloadError as exc:
             raise _Reject("malformed", str(exc)) from None
 
+    def _check_signature(self, data: dict[str, Any]) -> None:
+        """With a key: the payload must carry a valid ``sig`` (``mains``, ``ups``)."""
+        if self._key is None:
+            return
+        if not isinstance(data.get("sig"), str):
+            raise _Reject("unsigned", "a signing key is configured; the message has no sig")
+        if not signing.verify(self._key, data):
+            raise _Reject("bad_signature", "signature does not match")
+
     def _decode_mains(self, device_id: str, raw: bytes) -> MainsPayload:
         if device_id not in self._bridges:
             raise _Reject("unexpected_topic", f"not a watched bridge: {device_id}")
-        data = self._parse(raw)
-        if self._key is not None:
-            if not isinstance(data.get("sig"), str):
-                raise _Reject("unsigned", "a signing key is configured; the message has no sig")
-            if not signing.verify(self._key, data):
-                raise _Reject("bad_signature", "signature does not match")
+        self._check_signature(self._parse(raw))
         try:
             payload = MainsPayload.decode(raw)
         except PayloadError as exc:
@@ -281,15 +289,36 @@ class Intake:
 
     # -- ups --------------------------------------------------------------------------
     def ups(self, device_id: str, raw: bytes, *, retained: bool) -> UpsReport | Ignored | Rejected:
-        """A UPS report of a watched bridge (rule 8 of the policy)."""
+        """A live UPS report of a watched bridge (rule 8 of the policy); retained ones wait."""
         if retained:
             return Ignored("a retained UPS report may be stale; waiting for a live one")
+        return self.ups_report(device_id, raw)
+
+    def ups_report(self, device_id: str, raw: bytes) -> UpsReport | Ignored | Rejected:
+        """Check a ``ups`` payload: signed (with a key), the sender's own, newer than the last.
+
+        A report whose ``ts`` is not after the last accepted one from the same bridge in
+        the same run is ignored (the bridge's own clock against itself), so a captured
+        signed report cannot be replayed later to shorten a countdown.  A new run of the
+        bridge (a new ``boot`` in ``mains``) starts afresh: a Pi's clock may step back
+        across a restart.
+        """
+        if device_id not in self._bridges:
+            return Rejected("unexpected_topic", f"not a watched bridge: {device_id}")
         try:
-            sender, _ts, report = decode_ups(raw)
+            self._check_signature(self._parse(raw))
+        except _Reject as exc:
+            return exc.rejected
+        try:
+            sender, ts, report = decode_ups(raw)
         except PayloadError as exc:
             return Rejected("malformed", str(exc))
         if sender != device_id:
             return Rejected("wrong_device", f"payload says {sender!r}")
+        last = self._ups_ts.get(device_id)
+        if last is not None and ts <= last:
+            return Ignored("not newer than the last UPS report")
+        self._ups_ts[device_id] = ts
         return report
 
     # -- commands ---------------------------------------------------------------------

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge.mqtt.contract import ALL_CLIENTS, BridgeTopics, ClientTopics, ha_status_topic
-from bridge.ups.report import ups_topic
 
 Kind = Literal["mains", "status", "ups", "own", "command", "ha_status"]
 
@@ -37,7 +36,7 @@ class Routes:
             topics = BridgeTopics(base, device)
             self._bridges[topics.mains] = Route("mains", device)
             self._bridges[topics.status] = Route("status", device)
-            self._bridges[ups_topic(topics)] = Route("ups", device)  # a UPS behind the bridge
+            self._bridges[topics.ups] = Route("ups", device)  # a UPS behind the bridge
         self._cmd_prefixes = (self.own.cmd(""), everyone.cmd(""))
         self.ha_status = None if discovery_prefix is None else ha_status_topic(discovery_prefix)
         self.subscriptions = [(topic, 1) for topic in self._bridges]

@@ -86,7 +86,7 @@ def ours(clients: int, seconds: float) -> dict[str, Any]:
     from tests.nut._harness import Facade, FakeBridge
 
     work = Path(tempfile.mkdtemp(prefix="pb-nutload-"))
-    broker = prepare(work / "mosquitto", BrokerSetup(bridges=("rack-a",), clients=("nut",)))
+    broker = prepare(work / "mosquitto", BrokerSetup(bridges=("rack-a",), clients=(), nut=("nut",)))
     broker.start()
     facade = Facade(broker, work / "facade", delay=600.0, ups="ups")
     bridge = FakeBridge(broker, "rack-a")

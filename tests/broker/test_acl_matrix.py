@@ -24,7 +24,9 @@ pytestmark = pytest.mark.integration
 A, B = "bridge-alpha", "bridge-beta"
 OFFICE, LAB = "client-office", "client-lab"
 HA, ARCH = "homeassistant", "archiver"
-ROLES = (A, B, OFFICE, LAB, HA, ARCH)
+NUT = "nut-nut"
+"""The NUT server facade with ``nut.client_id: nut`` (``powerbridge broker add-nut nut``)."""
+ROLES = (A, B, OFFICE, LAB, HA, ARCH, NUT)
 NEGATIVE_WAIT = 0.4
 """Seconds to wait for a message that must not come, after a later one proved delivery."""
 BRIDGES = {A, B}
@@ -45,14 +47,16 @@ def bridge_topics(device: str, user: str) -> dict[str, Rule]:
     base = f"powerbridge/{device}"
     return {
         # Shutdown clients follow status, mains and events of every bridge.
-        f"{base}/status": rule({user}, {user, *CLIENTS, HA, ARCH}),
-        f"{base}/mains": rule({user}, {user, *CLIENTS, HA, ARCH}),
+        # The NUT facade reads status, mains, state and ups: what it serves as UPS variables.
+        f"{base}/status": rule({user}, {user, *CLIENTS, HA, ARCH, NUT}),
+        f"{base}/mains": rule({user}, {user, *CLIENTS, HA, ARCH, NUT}),
         f"{base}/events": rule({user}, {user, *CLIENTS, HA, ARCH}),
         # A UPS behind the bridge: clients follow it too (shutdown.min_runtime).
-        f"{base}/ups": rule({user}, {user, *CLIENTS, HA}),
+        f"{base}/ups": rule({user}, {user, *CLIENTS, HA, NUT}),
         # Every sample goes to Home Assistant and the archiver only.
         f"{base}/samples": rule({user}, {user, HA, ARCH}),
-        f"{base}/state": rule({user}, {user, HA, ARCH}),
+        f"{base}/state": rule({user}, {user, HA, ARCH, NUT}),
+        f"{base}/outage": rule({user}, {user, HA}),
         # The archive stores health and deployments too (powerbridge archive).
         f"{base}/health": rule({user}, {user, HA, ARCH}),
         f"{base}/deployment": rule({user}, {user, HA, ARCH}),
@@ -82,10 +86,15 @@ MATRIX: dict[str, Rule] = {
     **bridge_topics("beta", B),
     **client_topics("office", OFFICE),
     **client_topics("lab", LAB),
-    "powerbridge/clients/all/cmd/shutdown_now": rule({HA}, {*CLIENTS, HA}),
+    # The facade: its own status only; the commands to it and to all clients (FSD).
+    "powerbridge/clients/nut/status": rule({NUT}, {NUT, HA}),
+    "powerbridge/clients/nut/state": rule(set(), {HA}),
+    "powerbridge/clients/nut/cmd/shutdown_now": rule({HA}, {NUT, HA}),
+    "homeassistant/sensor/client-nut/countdown/config": rule(set(), {HA}),
+    "powerbridge/clients/all/cmd/shutdown_now": rule({HA}, {*CLIENTS, HA, NUT}),
     "homeassistant/status": rule({HA}, {*BRIDGES, *CLIENTS, HA}),
     # A bridge that has no identity yet: nobody may speak for it.
-    "powerbridge/stranger/mains": rule(set(), {*CLIENTS, HA, ARCH}),
+    "powerbridge/stranger/mains": rule(set(), {*CLIENTS, HA, ARCH, NUT}),
     "powerbridge/stranger/samples": rule(set(), {HA, ARCH}),
     # Home Assistant's other integrations and foreign trees: not ours to touch.
     "homeassistant/sensor/kitchen/temperature/config": rule(set(), {HA}),
@@ -113,7 +122,7 @@ def writable(publisher: str, topic: str) -> bool:
 
 @pytest.fixture(scope="module")
 def matrix_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    setup = BrokerSetup(bridges=("alpha", "beta"), clients=("office", "lab"))
+    setup = BrokerSetup(bridges=("alpha", "beta"), clients=("office", "lab"), nut=("nut",))
     broker = prepare(Path(tmp_path_factory.mktemp("acl-matrix")), setup)
     broker.start()
     try:
@@ -170,9 +179,10 @@ def test_live_publish_and_subscribe_matrix(matrix_broker: Mosquitto) -> None:
             publish_all(pub, [(t, f"live {label}".encode()) for t in MATRIX], retain=False)
         # Controls, published after every matrix message was acknowledged: each reader sees
         # at least one of them, and Mosquitto delivers to one subscriber in order.
-        controls = {("homeassistant/status", b"control"), ("powerbridge/alpha/samples", b"control")}
+        mine = [("powerbridge/alpha/samples", b"control"), ("powerbridge/alpha/status", b"control")]
+        controls = {("homeassistant/status", b"control"), *mine}
         publish_all(publishers[HA], [("homeassistant/status", b"control")], retain=False)
-        publish_all(publishers[A], [("powerbridge/alpha/samples", b"control")], retain=False)
+        publish_all(publishers[A], mine, retain=False)
 
         messages: dict[str, list[Message]] = {}
         for role, sub in readers.items():
@@ -212,6 +222,19 @@ def test_live_publish_and_subscribe_matrix(matrix_broker: Mosquitto) -> None:
     assert ("powerbridge/clients/lab/cmd/shutdown_now", OFFICE) not in observed
     assert ("powerbridge/alpha/mains", A) in observed
     assert ("powerbridge/clients/all/cmd/shutdown_now", HA) in observed
+    # The NUT facade reads what it serves and the commands for FSD; it writes its status only.
+    assert ("powerbridge/alpha/state", A) in received[NUT]
+    assert ("powerbridge/alpha/ups", A) in received[NUT]
+    assert ("powerbridge/clients/all/cmd/shutdown_now", HA) in received[NUT]
+    assert not {t for t, _ in received[NUT]} & {
+        "powerbridge/alpha/events",
+        "powerbridge/alpha/samples",
+        "powerbridge/alpha/health",
+        "powerbridge/alpha/outage",
+        "powerbridge/clients/office/state",
+    }
+    assert ("powerbridge/clients/nut/status", NUT) in observed
+    assert not {t for t, who in observed if who == NUT} - {"powerbridge/clients/nut/status"}
 
 
 def test_retained_messages_obey_the_same_matrix(matrix_broker: Mosquitto) -> None:

@@ -91,6 +91,28 @@ def test_add_bridge_snippet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert not (Path(d) / "ca.crt").exists()
 
 
+def test_add_nut_gives_the_facade_its_own_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = str(tmp_path / "broker")
+    run(capsys, "broker", "init", d, "--no-tls")
+    code, out, _ = run(capsys, "broker", "add-nut", "nut", "--dir", d)
+    assert code == 0
+    assert "added  acl: user nut-nut" in out
+    assert "username: nut-nut" in out
+    block = (Path(d) / "acl").read_text().split("user nut-nut\n")[1].split("\n\n")[0]
+    assert block.splitlines() == [
+        "topic read powerbridge/+/status",
+        "topic read powerbridge/+/mains",
+        "topic read powerbridge/+/state",
+        "topic read powerbridge/+/ups",
+        "topic readwrite powerbridge/clients/nut/status",
+        "topic read powerbridge/clients/nut/cmd/#",
+        "topic read powerbridge/clients/all/cmd/#",
+    ]
+    assert BrokerDirectory(Path(d)).password("nut-nut")
+
+
 def test_reserved_id_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = str(tmp_path / "broker")
     run(capsys, "broker", "init", d, "--no-tls")

@@ -174,6 +174,37 @@ def test_value_templates_are_well_formed(entity: discovery.EntityInstance) -> No
         assert f"'{entity.field}'" in template
 
 
-def test_every_table_entity_appears_with_a_meter() -> None:
-    keys = {e.description.key for e in entity_instances(config(SIM_MCP))}
+def test_every_table_entity_appears_with_a_meter_and_a_ups() -> None:
+    keys = {e.description.key for e in entity_instances(config(SIM_MCP + "ups: {name: rack}\n"))}
     assert keys == {d.key for d in BRIDGE_ENTITIES}
+
+
+UPS_KEYS = {"ups_status", "battery_charge", "battery_runtime", "ups_load", "low_battery"}
+
+
+def test_ups_entities_only_with_a_ups_section() -> None:
+    assert not UPS_KEYS & {e.key for e in entity_instances(config(SIM_MCP))}
+    by_key = {
+        str(p["unique_id"]).removeprefix("rack-a_"): p
+        for p in payloads(config("device: {id: rack-a}\nups: {name: rack}\n")).values()
+    }
+    assert by_key.keys() >= UPS_KEYS
+    for key in UPS_KEYS:
+        entity = by_key[key]
+        assert entity["state_topic"] == "powerbridge/rack-a/ups"
+        assert entity["qos"] == 1
+        assert "expire_after" not in entity
+        assert entity["availability"] == [
+            {
+                "topic": "powerbridge/rack-a/status",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ]
+    assert by_key["battery_charge"]["device_class"] == "battery"
+    assert by_key["battery_charge"]["unit_of_measurement"] == "%"
+    assert by_key["battery_runtime"]["device_class"] == "duration"
+    assert by_key["battery_runtime"]["unit_of_measurement"] == "s"
+    assert by_key["low_battery"]["device_class"] == "battery"
+    assert "low_battery" in str(by_key["low_battery"]["value_template"])
+    assert by_key["ups_load"]["unit_of_measurement"] == "%"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from bridge.broker.runner import Mosquitto, free_port
-from bridge.mqtt.contract import BridgeTopics
+from bridge.mqtt.contract import BridgeTopics, nut_user
 from tests.helpers.mqtt import TestClient
 from tests.nut._wire import BridgeMessages
 
@@ -80,11 +80,11 @@ class FakeBridge:
         """Publish what a UPS behind the bridge says (the ``ups`` topic)."""
         from datetime import UTC, datetime
 
-        from bridge.ups.report import UpsReport, encode_ups, ups_topic
+        from bridge.ups.report import UpsReport, encode_ups
 
         report = UpsReport(status, charge=charge, runtime_s=runtime, load=25.0)
         payload = encode_ups(self.topics.device_id, datetime.now(UTC), report)
-        self.mqtt.publish(ups_topic(self.topics), payload, retain=True)
+        self.mqtt.publish(self.topics.ups, payload, retain=True)
 
     def offline(self) -> None:
         self.mqtt.publish(self.topics.status, b"offline", retain=True)
@@ -109,7 +109,7 @@ class Facade:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         password = directory / "mqtt-password"
-        password.write_text(broker.client("nut").password)
+        password.write_text(broker.credentials[nut_user("nut")].password)
         password.chmod(0o600)
         users = directory / "nut-users"
         users.write_text(f"[{USER}]\n  password = {PASSWORD}\n")
@@ -289,14 +289,3 @@ def which(name: str) -> str:
     if path is None:
         return nut_program(name)
     return path
-
-
-def allow_meter_values(broker: Mosquitto, client_id: str = "nut") -> None:
-    """Grant the facade's client identity read access to ``state`` (the ACL line docs/nut.md
-    asks for), and restart the broker to load it."""
-    acl = broker.directory / "acl"
-    acl.write_text(
-        acl.read_text() + f"\nuser client-{client_id}\ntopic read powerbridge/+/state\n"
-        "topic read powerbridge/+/ups\n"
-    )
-    broker.restart()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -193,10 +195,15 @@ def test_subscriptions_cover_status_mains_state_and_commands() -> None:
     }
 
 
+_UPS_REPORTS = itertools.count(1)
+
+
 def _ups(status: str, *, charge: float, runtime: float, device: str = DEVICE) -> bytes:
+    """A report, each one a second after the one before (older ones are replays)."""
     from bridge.ups.report import UpsReport, encode_ups
 
-    return encode_ups(device, WALL, UpsReport(status, charge=charge, runtime_s=runtime, load=20))
+    ts = WALL + timedelta(seconds=next(_UPS_REPORTS))
+    return encode_ups(device, ts, UpsReport(status, charge=charge, runtime_s=runtime, load=20))
 
 
 def test_a_ups_behind_the_bridge_shows_real_battery_values() -> None:

@@ -24,7 +24,6 @@ from tests.nut._harness import (
     Facade,
     FakeBridge,
     Upsmon,
-    allow_meter_values,
     wait_until,
     which,
 )
@@ -38,13 +37,12 @@ POLLFREQ = 1
 
 @pytest.fixture
 def broker_setup() -> BrokerSetup:
-    return BrokerSetup(bridges=(DEVICE,), clients=("nut",))
+    return BrokerSetup(bridges=(DEVICE,), clients=(), nut=("nut",))
 
 
 @pytest.fixture
 def nut_broker(broker: Mosquitto) -> Mosquitto:
-    """The broker with the facade's identity also reading meter values (docs/nut.md, ACL)."""
-    allow_meter_values(broker)
+    """The broker with the facade's own role (`powerbridge broker add-nut nut`), as shipped."""
     return broker
 
 

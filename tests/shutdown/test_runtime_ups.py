@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,8 +13,12 @@ from tests.shutdown.sim import Sim
 UPS_TOPIC = "powerbridge/test-bridge/ups"
 
 
+_REPORTS = itertools.count(1)
+
+
 def report(status: str, runtime: float, device: str = "test-bridge") -> bytes:
-    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    """A report, each one a second after the one before (older ones are replays)."""
+    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC) + timedelta(seconds=next(_REPORTS))
     return encode_ups(device, ts, UpsReport(status, charge=40.0, runtime_s=runtime))
 
 

@@ -32,12 +32,17 @@ class DummyUpsd:
         self.port = free_port()
         self.dev = self.etc / "dummy.dev"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._mtime = 0.0
 
     def write(self, **values: str | float) -> float:
         """Rewrite the UPS (``ups_status="OB DISCHRG"`` → ``ups.status``); returns the time."""
         text = "".join(f"{k.replace('_', '.')}: {v}\n" for k, v in values.items())
         tmp = self.dev.with_suffix(".tmp")
         tmp.write_text(text)
+        # dummy-ups re-reads its file when the mtime (whole seconds) differs from the last
+        # one it read: two rewrites within one second would look like one.
+        self._mtime = max(float(int(time.time())), self._mtime + 1.0)
+        os.utime(tmp, (self._mtime, self._mtime))
         stamp = time.monotonic()
         os.replace(tmp, self.dev)
         return stamp

@@ -10,7 +10,7 @@ from bridge.broker.runner import free_port
 from bridge.errors import PayloadError
 from bridge.mqtt.contract import BridgeTopics
 from bridge.ups.reader import UpsReader, UpsTarget
-from bridge.ups.report import UpsReport, decode_ups, encode_ups, report_from_variables, ups_topic
+from bridge.ups.report import UpsReport, decode_ups, encode_ups, report_from_variables
 
 WALL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ def test_payload_round_trip_and_topic() -> None:
     report = UpsReport("OL CHRG", charge=99.0, runtime_s=None, load=12.0)
     raw = encode_ups("rack-a", WALL, report)
     assert decode_ups(raw) == ("rack-a", WALL, report)
-    assert ups_topic(BridgeTopics("powerbridge", "rack-a")) == "powerbridge/rack-a/ups"
+    assert BridgeTopics("powerbridge", "rack-a").ups == "powerbridge/rack-a/ups"
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,10 @@ from bridge.mqtt.contract.topics import (
     client_user,
     discovery_topic,
     ha_status_topic,
+    nut_user,
     topic_roots_overlap,
 )
+from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload, UpsReport
 
 __all__ = [
     "ALL_CLIENTS",
@@ -120,9 +122,11 @@ __all__ = [
     "QOS_SAMPLES",
     "QOS_STATE",
     "QOS_STATUS",
+    "QOS_UPS",
     "READING_FIELDS",
     "RESEND_MAX_RANGE",
     "SHARED_FIELDS",
+    "UPS_REFRESH_S",
     "BridgeTopics",
     "ClientStatePayload",
     "ClientTopics",
@@ -136,6 +140,8 @@ __all__ = [
     "SamplePayload",
     "SampleRow",
     "StatePayload",
+    "UpsPayload",
+    "UpsReport",
     "all_bridges_status_filter",
     "all_clients_filter",
     "bridge_user",
@@ -155,6 +161,7 @@ __all__ = [
     "ha_status_topic",
     "largest_sample",
     "loads_object",
+    "nut_user",
     "resend_range",
     "samples_per_packet",
     "topic_roots_overlap",

@@ -18,7 +18,9 @@ from bridge.mqtt.contract.codec import (
     _finite,
     _one_of,
     _seq,
+    _sig_of,
     _time,
+    _with_sig,
     loads_object,
 )
 from bridge.mqtt.contract.topics import (
@@ -80,9 +82,7 @@ class MainsPayload(JsonPayload):
             "outage_count": self.outage_count,
             "last_outage_s": None if self.last_outage_s is None else round(self.last_outage_s, 3),
         }
-        if self.sig is not None:
-            out["sig"] = self.sig
-        return out
+        return _with_sig(out, self.sig)
 
     @classmethod
     def decode(cls, raw: bytes) -> MainsPayload:
@@ -94,9 +94,7 @@ class MainsPayload(JsonPayload):
         n = _seq(data, "n")
         if n < 1:
             raise PayloadError("field 'n' out of range")
-        sig = data.get("sig")
-        if sig is not None and not isinstance(sig, str):
-            raise PayloadError("field 'sig' has the wrong type")
+        sig = _sig_of(data)
         source = data.get("source", "gpio")
         if not isinstance(source, str):
             raise PayloadError("field 'source' has the wrong type")

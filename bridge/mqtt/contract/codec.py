@@ -51,6 +51,21 @@ def loads_object(raw: bytes, *, max_size: int | None = None) -> dict[str, Any]:
     return data
 
 
+def _with_sig(out: dict[str, Any], sig: str | None) -> dict[str, Any]:
+    """``out`` with its ``sig`` field, when the payload carries one (signed payloads)."""
+    if sig is not None:
+        out["sig"] = sig
+    return out
+
+
+def _sig_of(data: dict[str, Any]) -> str | None:
+    """The optional ``sig`` field of a signed payload (checked by the receiver, not here)."""
+    sig = data.get("sig")
+    if sig is not None and not isinstance(sig, str):
+        raise PayloadError("field 'sig' has the wrong type")
+    return sig
+
+
 def _reject_constant(name: str) -> Any:
     raise PayloadError(f"non-finite number {name}")
 

@@ -11,7 +11,16 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc, parse_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.codec import JsonPayload, _field, _finite, _one_of, _time, loads_object
+from bridge.mqtt.contract.codec import (
+    JsonPayload,
+    _field,
+    _finite,
+    _one_of,
+    _sig_of,
+    _time,
+    _with_sig,
+    loads_object,
+)
 from bridge.mqtt.contract.topics import (
     MAX_CONTROL_PAYLOAD,
     MAX_STATE_PAYLOAD,
@@ -39,17 +48,13 @@ class CommandPayload(JsonPayload):
             "nonce": self.nonce,
             "args": self.args,
         }
-        if self.sig is not None:
-            out["sig"] = self.sig
-        return out
+        return _with_sig(out, self.sig)
 
     @classmethod
     def decode(cls, name: str, raw: bytes) -> CommandPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
         args = _field(data, "args", dict)
-        sig = data.get("sig")
-        if sig is not None and not isinstance(sig, str):
-            raise PayloadError("field 'sig' has the wrong type")
+        sig = _sig_of(data)
         nonce = _field(data, "nonce", str)
         if not 1 <= len(nonce) <= 64:
             raise PayloadError("field 'nonce' out of range")

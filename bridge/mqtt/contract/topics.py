@@ -114,6 +114,9 @@ class BridgeTopics(_Participant):
     health = _Leaf("Retained :class:`HealthPayload` snapshot.")
     events = _Leaf("QoS 1, not retained: outage started/ended (:class:`EventPayload`).")
     deployment = _Leaf("Retained deployment record.")
+    ups = _Leaf(
+        "Retained QoS 1 :class:`UpsPayload`: the bridge's UPS (only with a ``ups:`` section)."
+    )
     check = _Leaf("QoS 1, not retained: a probe ``powerbridge check`` publishes and reads back.")
 
 
@@ -165,6 +168,11 @@ def bridge_user(device_id: str) -> str:
 def client_user(client_id: str) -> str:
     """Broker user name of a shutdown client: its ACL block and its default ``mqtt.username``."""
     return f"client-{client_id}"
+
+
+def nut_user(client_id: str) -> str:
+    """Broker user name of a NUT server facade (``powerbridge nut serve``, ``nut.client_id``)."""
+    return f"nut-{client_id}"
 
 
 HOMEASSISTANT_USER: Final = "homeassistant"
