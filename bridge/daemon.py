@@ -18,7 +18,6 @@ import logging
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -28,7 +27,7 @@ from bridge.advertiser import Advertiser
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import BridgeConfig
 from bridge.db import connect, db_path
-from bridge.errors import PowerbridgeError, UsageError
+from bridge.errors import PowerbridgeError
 from bridge.health import HealthMonitor, HealthReport, daemon_health
 from bridge.identity import device_id as configured_device_id
 from bridge.identity import device_name as configured_device_name
@@ -43,8 +42,7 @@ from bridge.mqtt.discovery import discovery_messages
 from bridge.mqtt.publisher import BridgePublisher
 from bridge.mqtt.spool import Spool
 from bridge.parts import Hooks, MainLoop, Parts, PublisherPart
-from bridge.ups.report import UpsReport
-from bridge.ups.source import UpsPublication, UpsSource, mains_level, target_of
+from bridge.ups.source import UpsPublication, ups_source
 
 __all__ = ["Daemon", "MainLoop", "Notifier"]
 
@@ -124,7 +122,7 @@ class Daemon:
             raise PowerbridgeError(f"cannot open the database in {data_dir}: {exc}") from None
         parts.start("spool", Hooks(stop=spool.close))
         store = OutageStore(conns[1], clock=clock)
-        key = _signing_key(config)
+        key = signing.configured_key(config.signing.key_file, "bridge.yaml")
         sensor = MainsSensor(
             config.mains,
             store,
@@ -178,7 +176,11 @@ class Daemon:
             ),
             device_id=self.device_id,
         )
-        ups = self._ups_source(publisher, sensor, key, on_link=health.soon)
+        ups = None
+        if config.ups.enabled:
+            publication = UpsPublication(publisher, self.device_id, clock, key)
+            self._tickers.append(publication)
+            ups = ups_source(config.ups, sensor, publication, post, on_link=health.soon)
         leds = FaultLeds(config.leds, clock=clock, pin_factory=self._pin_factory)
         status = LinkStatus(
             leds,
@@ -197,15 +199,9 @@ class Daemon:
         parts.start("LEDs", leds)
         if config.mqtt.advertise:
             parts.start("mDNS advertisement", Advertiser(config.mqtt, self.device_id))
-        link, meter_type, mains = publisher.link, config.meter.type, config.mains.source
-        log.info(
-            "bridge %s running (meter %s, mains %s, broker %s:%d)",
-            self.device_id,
-            meter_type,
-            mains,
-            link.host,
-            link.port,
-        )
+        link = publisher.link
+        what = (config.meter.type, config.mains.source, f"{link.host}:{link.port}")
+        log.info("bridge %s running (meter %s, mains %s, broker %s)", self.device_id, *what)
         if self._notifier is not None:
             self._notifier.ready(f"running; connecting to {link.host}")
         self.started.set()
@@ -234,35 +230,6 @@ class Daemon:
             if beat is not None:
                 beat.tick()
             timeout = max(0.0, min(deadlines) - self.clock.monotonic())
-
-    def _ups_source(
-        self,
-        publisher: BridgePublisher,
-        sensor: MainsSensor,
-        key: bytes | None,
-        on_link: Callable[[], None],
-    ) -> UpsSource | None:
-        """The UPS (``ups:``): its level to the sensor at once, its report to the main loop."""
-        if not self.config.ups.enabled:
-            return None
-        publication = UpsPublication(publisher, self.device_id, self.clock, key)
-        self._tickers.append(publication)
-        post = self.loop.post
-
-        def on_report(report: UpsReport | None, _error: str | None) -> None:  # the UPS thread
-            sensor.feed_ups(mains_level(report))
-            post(lambda: publication.received(report))
-
-        return UpsSource(target_of(self.config.ups), [on_report], on_link=lambda: post(on_link))
-
-
-def _signing_key(config: BridgeConfig) -> bytes | None:
-    if not config.signing.key_file:
-        return None
-    try:
-        return signing.load_key(config.signing.key_file)
-    except signing.SigningKeyError as exc:
-        raise UsageError(f"signing.key_file: {exc}") from None
 
 
 def _heartbeat(notifier: Notifier | None) -> Any:

@@ -21,6 +21,7 @@ import hmac
 from pathlib import Path
 from typing import Any
 
+from bridge.errors import ConfigError, ConfigProblem
 from bridge.mqtt.contract import dumps
 
 KEY_MIN_BYTES = 16
@@ -39,6 +40,18 @@ def load_key(path: str | Path) -> bytes:
     if len(key) < KEY_MIN_BYTES:
         raise SigningKeyError(f"signing key {path} is shorter than {KEY_MIN_BYTES} bytes")
     return key
+
+
+def configured_key(key_file: str | None, source: str) -> bytes | None:
+    """The key of a configuration's ``signing.key_file`` (``None`` when unset); an
+    unreadable or short key is a :class:`~bridge.errors.ConfigError` naming ``source``."""
+    if not key_file:
+        return None
+    try:
+        return load_key(key_file)
+    except SigningKeyError as exc:
+        problem = ConfigProblem(source, None, "signing.key_file", str(exc))
+        raise ConfigError([problem]) from None
 
 
 def command_signing_body(topic: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from bridge.clock import Clock, SystemClock
 from bridge.errors import ConfigError, ConfigProblem
 from bridge.mqtt.contract import OFFLINE, ONLINE, QOS_STATUS, ClientTopics, nut_user
 from bridge.mqtt.paho import configured_client, refusal
-from bridge.mqtt.signing import SigningKeyError, load_key
+from bridge.mqtt.signing import configured_key
 from bridge.nut.config import NutConfig, load_users
 from bridge.nut.feed import Feed
 from bridge.nut.server import NutServer, ServedUpses, Ups
@@ -162,10 +162,7 @@ async def serve(config: NutConfig, *, clock: Clock | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     clock = clock or SystemClock()
     users = load_users(config.nut.users_file)
-    try:
-        key = load_key(config.signing.key_file) if config.signing.key_file else None
-    except SigningKeyError as exc:
-        raise ConfigError([ConfigProblem("nut.yaml", None, "signing.key_file", str(exc))]) from None
+    key = configured_key(config.signing.key_file, "nut.yaml")
     loop = asyncio.get_running_loop()
     feed, _served, server = build(config, clock, users, key)
     stop = asyncio.Event()

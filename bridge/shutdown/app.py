@@ -18,12 +18,12 @@ from typing import Any, TypedDict, Unpack
 
 from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
-from bridge.errors import BrokerError, ConfigError, ConfigProblem, PayloadError
+from bridge.errors import BrokerError, PayloadError
 from bridge.log import RepeatedFailure
 from bridge.mqtt.contract import ClientStatePayload, ClientTopics, client_user
 from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.session import BrokerProblemError, MqttSession
-from bridge.mqtt.signing import SigningKeyError, load_key
+from bridge.mqtt.signing import configured_key
 from bridge.shutdown.actions import Actions
 from bridge.shutdown.events import Stop
 from bridge.shutdown.identity import client_identity
@@ -40,12 +40,7 @@ BROWSE_TIMEOUT = 4.0
 
 def load_signing_key(config: ClientConfig, source: str = "client.yaml") -> bytes | None:
     """The shared key, or ``None``; an unreadable or short key is a configuration error."""
-    if not config.signing.key_file:
-        return None
-    try:
-        return load_key(config.signing.key_file)
-    except SigningKeyError as exc:
-        raise ConfigError([ConfigProblem(source, None, "signing.key_file", str(exc))]) from None
+    return configured_key(config.signing.key_file, source)
 
 
 def resolve_broker(

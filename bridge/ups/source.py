@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bridge.clock import Clock
+from bridge.errors import UsageError
 from bridge.model import MainsState
 from bridge.mqtt.contract import QOS_UPS, UPS_REFRESH_S
 from bridge.parts import Worker
@@ -30,6 +31,7 @@ from bridge.ups.report import UpsReport, encode_ups
 
 if TYPE_CHECKING:
     from bridge.config.bridge import UpsConfig
+    from bridge.mains import MainsSensor
     from bridge.mqtt.publisher import BridgePublisher
 
 log = logging.getLogger("bridge.ups")
@@ -136,3 +138,31 @@ class UpsPublication:
         report = self._report
         assert report is not None  # noqa: S101 - retained only once a report is in
         return encode_ups(self.device_id, self.clock.utcnow(), report, self.key)
+
+
+def ups_source(
+    config: UpsConfig,
+    sensor: MainsSensor,
+    publication: UpsPublication,
+    post: Callable[[Callable[[], None]], None],
+    *,
+    on_link: Callable[[], None],
+) -> UpsSource:
+    """The bridge's UPS part: each reading's mains level goes to ``sensor`` at once (on the
+    UPS thread, like the pin's edges), and the report is ``post``-ed to the main loop for
+    ``publication``.  A bridge with ``ups.name`` set but without PyNUTClient refuses to
+    start with a :class:`~bridge.errors.UsageError` instead of polling in vain.
+    """
+    try:
+        import PyNUTClient.PyNUT  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "ups.name: set, but NUT's Python client (PyNUTClient) is not installed: "
+            "install it with `pip install 'powerbridge[ups]'`, or remove the ups section"
+        ) from None
+
+    def on_report(report: UpsReport | None, _error: str | None) -> None:  # the UPS thread
+        sensor.feed_ups(mains_level(report))
+        post(lambda: publication.received(report))
+
+    return UpsSource(target_of(config), [on_report], on_link=lambda: post(on_link))
