@@ -10,7 +10,7 @@ latest mains, health, deployment and status of each device it touches, and the
 devices' gap bookkeeping.  Samples are keyed by ``(device, seq)`` and written
 idempotently: a batch delivered twice (at-least-once) changes nothing the second time,
 and only rows actually inserted are counted.  The rows a store takes and gives
-(:class:`Batch`, :class:`FleetRow`, ...) are in :mod:`.rows`, re-exported here.
+are in :mod:`.batch` (what is written) and :mod:`.rows` (what queries return).
 """
 
 from __future__ import annotations
@@ -25,39 +25,21 @@ from typing import Any, Final
 
 from bridge.archive.gaps import Gap
 from bridge.archive.records import QUANTITIES, SampleRow, epoch_ms
-from bridge.archive.store.rows import (
+from bridge.archive.store.batch import (
     DAY_MS,
     Batch,
-    DeploymentRow,
     DeviceUpdate,
-    FleetRow,
-    GapRow,
-    OutageRow,
-    Point,
     Span,
     day_start,
     span_of,
     spans_of,
 )
+from bridge.archive.store.rows import DeploymentRow, FleetRow, GapRow, OutageRow, Point
 from bridge.mqtt.contract import EventPayload
 
-__all__ = [
-    "CHART_QUANTITIES",
-    "DAY_MS",
-    "SAMPLE_COLUMNS",
-    "Batch",
-    "DeploymentRow",
-    "DeviceUpdate",
-    "FleetRow",
-    "GapRow",
-    "OutageRow",
-    "Point",
-    "Span",
-    "SqlStore",
-    "day_start",
-    "span_of",
-    "spans_of",
-]
+# Also exported: what the dialects and the writer import from here (the other rows are
+# imported here too, for older code; the package exports them).
+__all__ = ["CHART_QUANTITIES", "DAY_MS", "SAMPLE_COLUMNS", "Span", "SqlStore", "span_of"]
 
 SAMPLE_COLUMNS: Final = ("device", "seq", "ts", "ch", *QUANTITIES)
 CHART_QUANTITIES: Final = ("power_w", "voltage_v")
