@@ -54,8 +54,14 @@ def _print_help(args: argparse.Namespace) -> int:
 
 def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) -> None:
     """``-c/--config FILE``, by default the installed bridge's (or shutdown client's) file."""
-    default = DEFAULT_CLIENT_CONFIG if client else DEFAULT_BRIDGE_CONFIG
-    what = "shutdown client configuration" if client else "configuration file"
+    if client:
+        config_option(parser, DEFAULT_CLIENT_CONFIG, "shutdown client configuration")
+    else:
+        config_option(parser, DEFAULT_BRIDGE_CONFIG, "configuration file")
+
+
+def config_option(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
+    """``-c/--config FILE`` for a configuration file of its own (``what``, ``default``)."""
     parser.add_argument(
         "-c",
         "--config",
