@@ -62,14 +62,12 @@ def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) 
 
 def config_option(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
     """``-c/--config FILE`` for a configuration file of its own (``what``, ``default``)."""
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=default,
-        metavar="FILE",
-        help=f"{what} (default {default})",
-    )
+    file_option(parser, "-c", "--config", doc=f"{what} (default {default})", default=default)
+
+
+def file_option(parser: argparse.ArgumentParser, *flags: str, doc: str, **more: Any) -> None:
+    """An option whose value is a file: a ``Path``, shown as ``FILE`` in the help."""
+    parser.add_argument(*flags, type=Path, metavar="FILE", help=doc, **more)
 
 
 def not_available(feature: str) -> Handler:
