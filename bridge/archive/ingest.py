@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from bridge.archive.gaps import Gap, GapPolicy, GapTracker
 from bridge.archive.records import Decoded, decode, epoch_ms
@@ -44,6 +44,8 @@ Ack = Callable[[int], None]
 """Acknowledge the message with this packet id to the broker."""
 Request = Callable[[Gap], None]
 """Ask a bridge to send a range again."""
+
+T = TypeVar("T")
 
 REJECT_LOG_INTERVAL_S: Final = 60.0
 INBOX_LIMIT: Final = 200
@@ -153,12 +155,7 @@ class Ingest:
         (Brokers do not all bound what they send ahead of acknowledgements.)
         """
         self.idle.clear()
-        while not self._stop.is_set():
-            try:
-                self._inbox.put(message, timeout=0.5)
-            except queue.Full:
-                continue
-            return
+        self._put(self._inbox, message)
 
     def stop(self) -> None:
         self._stop.set()
@@ -192,9 +189,13 @@ class Ingest:
         writer.join(timeout=30)
 
     def _put_built(self, item: tuple[Batch, list[int]]) -> None:
+        self._put(self._built, item)
+
+    def _put(self, into: queue.Queue[T], item: T) -> None:
+        """Put ``item`` into a bounded queue, waiting for room until :meth:`stop`."""
         while not self._stop.is_set():
             try:
-                self._built.put(item, timeout=0.5)
+                into.put(item, timeout=0.5)
             except queue.Full:
                 continue
             return

@@ -54,16 +54,20 @@ def _print_help(args: argparse.Namespace) -> int:
 
 def add_config_option(parser: argparse.ArgumentParser, *, client: bool = False) -> None:
     """``-c/--config FILE``, by default the installed bridge's (or shutdown client's) file."""
-    default = DEFAULT_CLIENT_CONFIG if client else DEFAULT_BRIDGE_CONFIG
-    what = "shutdown client configuration" if client else "configuration file"
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=default,
-        metavar="FILE",
-        help=f"{what} (default {default})",
-    )
+    if client:
+        config_option(parser, DEFAULT_CLIENT_CONFIG, "shutdown client configuration")
+    else:
+        config_option(parser, DEFAULT_BRIDGE_CONFIG, "configuration file")
+
+
+def config_option(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
+    """``-c/--config FILE`` for a configuration file of its own (``what``, ``default``)."""
+    file_option(parser, "-c", "--config", doc=f"{what} (default {default})", default=default)
+
+
+def file_option(parser: argparse.ArgumentParser, *flags: str, doc: str, **more: Any) -> None:
+    """An option whose value is a file: a ``Path``, shown as ``FILE`` in the help."""
+    parser.add_argument(*flags, type=Path, metavar="FILE", help=doc, **more)
 
 
 def not_available(feature: str) -> Handler:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command
+from bridge.cli._common import add_command, config_option
 from bridge.errors import ExitCode, UsageError
 
 DEFAULT_CONFIG = Path("/etc/powerbridge/archive.yaml")
@@ -79,14 +79,7 @@ def _need_extra() -> None:
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        metavar="FILE",
-        help=f"archive configuration (default {DEFAULT_CONFIG})",
-    )
+    config_option(parser, DEFAULT_CONFIG, "archive configuration")
 
 
 def register(subparsers: Any) -> None:

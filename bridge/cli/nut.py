@@ -8,20 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command
+from bridge.cli._common import add_command, config_option
 
 DEFAULT_NUT_CONFIG = Path("/etc/powerbridge/nut.yaml")
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=DEFAULT_NUT_CONFIG,
-        metavar="FILE",
-        help=f"NUT facade configuration (default {DEFAULT_NUT_CONFIG})",
-    )
+    config_option(parser, DEFAULT_NUT_CONFIG, "NUT facade configuration")
 
 
 def _serve(args: argparse.Namespace) -> int:

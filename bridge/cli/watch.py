@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from bridge.cli._common import add_command
+from bridge.cli._common import add_command, file_option
 
 DESCRIPTION = """\
 Live terminal view of every bridge (status, announced mains state, newest reading,
@@ -66,31 +66,23 @@ def register(subparsers: Any) -> None:
         help="broker address (default localhost, or the configuration's; port 1883, 8883 with TLS)",
     )
     parser.add_argument("--username", metavar="USER", help="MQTT user name")
-    parser.add_argument(
+    file_option(
+        parser,
         "--password-file",
-        type=Path,
-        metavar="FILE",
-        help="file whose first line is the password (never give a password on the command line)",
+        doc="file whose first line is the password (never give a password on the command line)",
     )
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
-    parser.add_argument(
-        "--ca",
-        dest="ca_file",
-        type=Path,
-        metavar="FILE",
-        help="CA certificate of the broker (implies --tls)",
-    )
+    file_option(parser, "--ca", dest="ca_file", doc="CA certificate of the broker (implies --tls)")
     parser.add_argument(
         "--insecure",
         action="store_true",
         help="TLS without host name verification (testing only)",
     )
-    parser.add_argument(
+    file_option(
+        parser,
         "-c",
         "--config",
-        type=Path,
-        metavar="FILE",
-        help="take the broker settings from a bridge or client configuration",
+        doc="take the broker settings from a bridge or client configuration",
     )
     parser.add_argument("--base", metavar="TOPIC", help="base topic (default powerbridge)")
     parser.add_argument(

@@ -16,7 +16,8 @@ the daemon imports (``BridgePublisher``, ``mains_payload``).
   ``outage``, ``health``) are republished with discovery after every connect, on
   ``cmd/republish`` and, after a short random delay, when Home Assistant announces
   itself (``<prefix>/status`` = ``online``).  Discovery configs that are no longer
-  generated are cleared with empty retained payloads.
+  generated are cleared with empty retained payloads (the record of what was published
+  is :mod:`bridge.mqtt.discovery_topics`).
 * ``cmd/resend`` (from an archive that found a gap) sends a range again from the spool,
   acknowledged items it still keeps (``spool.keep_acknowledged``) included, in the
   replay's window.
@@ -37,7 +38,6 @@ from typing import Final
 
 from bridge.clock import Clock, SystemClock
 from bridge.config.bridge import BridgeConfig
-from bridge.db import ensure_schema
 from bridge.log import RepeatedFailure
 from bridge.model import Reading
 from bridge.mqtt.commands import CommandGate, CommandHandler
@@ -45,7 +45,6 @@ from bridge.mqtt.contract import (
     ONLINE,
     PACKET_OVERHEAD,
     QOS_CMD,
-    QOS_DISCOVERY,
     QOS_EVENTS,
     QOS_SAMPLES,
     QOS_STATE,
@@ -55,6 +54,7 @@ from bridge.mqtt.contract import (
     resend_range,
 )
 from bridge.mqtt.discovery import STATE_MIN_INTERVAL_S, DiscoveryMessage
+from bridge.mqtt.discovery_topics import DiscoveryTopics
 from bridge.mqtt.link import MqttLink
 from bridge.mqtt.producers import LatestState, mains_payload
 from bridge.mqtt.spool import Spool, SpoolItem
@@ -71,12 +71,6 @@ BIRTH_DELAY_S: Final = (0.5, 3.0)
 """Random delay before republishing after Home Assistant's birth message."""
 STOP_ACK_WAIT_S: Final = 1.0
 """On the way out: how long to wait for acknowledgements of what was just published."""
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS mqtt_discovery (
-    topic TEXT PRIMARY KEY
-);
-"""
 
 Post = Callable[[Callable[[], None]], None]
 """Run a callable on the owner's (the daemon's main) thread, later."""
@@ -141,10 +135,8 @@ class BridgePublisher:
         self.spool = spool
         self.device_id = device_id
         self.topics = BridgeTopics(config.mqtt.base_topic, device_id)
-        self._conn = conn
-        ensure_schema(conn, SCHEMA)
+        self._discovery = DiscoveryTopics(conn, discovery)
         self._post = post
-        self._discovery = list(discovery)
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - a jitter, not a secret
         self._batch = config.spool.batch_size
@@ -183,7 +175,6 @@ class BridgePublisher:
         self._inflight: dict[int, list[int]] = {}
         self._inflight_seqs: set[int] = set()
         self._replay_mids: set[int] = set()
-        self._clearing: dict[int, str] = {}
         self._retained: dict[str, _Retained] = {}
         self._state = LatestState(device_id)
         self._state_due: float | None = None
@@ -331,10 +322,9 @@ class BridgePublisher:
         self._live_since = None
 
     def _acknowledged(self, mid: int, ok: bool) -> None:
-        topic = self._clearing.pop(mid, None)
-        if topic is not None:
-            if ok:
-                self._conn.execute("DELETE FROM mqtt_discovery WHERE topic = ?", (topic,))
+        cleared = self._discovery.acknowledged(mid, ok)
+        if cleared is not None:
+            if cleared:
                 self.stats.discovery_cleared += 1
             return
         seqs = self._inflight.pop(mid, None)
@@ -369,27 +359,11 @@ class BridgePublisher:
     def _publish_all(self) -> None:
         """Discovery (clearing stale configs), then every retained state."""
         self.stats.republishes += 1
-        self._publish_discovery()
+        self._discovery.publish(self.link)
         for topic in self._retained:
             self._publish_retained(topic)
         if not self._state.empty:
             self._publish_state(self._clock.monotonic())
-
-    def _publish_discovery(self) -> None:
-        new = {m.topic for m in self._discovery}
-        old = {row[0] for row in self._conn.execute("SELECT topic FROM mqtt_discovery")}
-        # Remember before publishing: whatever reaches the broker can be cleared later.
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO mqtt_discovery (topic) VALUES (?)", [(t,) for t in new - old]
-        )
-        for message in self._discovery:
-            self.link.publish(message.topic, message.payload, QOS_DISCOVERY, True)
-        pending = set(self._clearing.values())
-        for topic in sorted(old - new - pending):
-            mid = self.link.publish(topic, b"", QOS_DISCOVERY, True)
-            if mid is not None:
-                log.info("clearing stale discovery config %s", topic)
-                self._clearing[mid] = topic
 
     def _publish_retained(self, topic: str) -> None:
         entry = self._retained[topic]
@@ -441,10 +415,7 @@ class BridgePublisher:
                     self.stats.last_replay_done = self._clock.monotonic()
                     log.info("spool replay complete")
                 return
-            # Stop a batch at the first event: events go out one by one, in order.
-            first_event = next((i for i, it in enumerate(items) if it.is_event), None)
-            if first_event is not None:
-                items = items[: max(1, first_event)]
+            items = _up_to_first_event(items)
             self._cursor = items[-1].seq
             self._replay_mids.update(self._send(items))
             self.stats.replay_batches += 1
@@ -466,9 +437,7 @@ class BridgePublisher:
             if not items:
                 self._resends.pop(0)
                 continue
-            first_event = next((i for i, it in enumerate(items) if it.is_event), None)
-            if first_event is not None:
-                items = items[: max(1, first_event)]
+            items = _up_to_first_event(items)
             self._resends[0] = (items[-1].seq + 1, last)
             self._replay_mids.update(self._send(items))
             self.stats.resent += len(items)
@@ -514,3 +483,9 @@ class BridgePublisher:
         self._inflight[mid] = seqs
         self._inflight_seqs.update(seqs)
         mids.append(mid)
+
+
+def _up_to_first_event(items: list[SpoolItem]) -> list[SpoolItem]:
+    """Stop a batch at the first event: events go out one by one, in order."""
+    first_event = next((i for i, it in enumerate(items) if it.is_event), None)
+    return items if first_event is None else items[: max(1, first_event)]

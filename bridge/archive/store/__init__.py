@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.archive.store.base import (
-    Batch,
-    DeploymentRow,
-    DeviceUpdate,
-    FleetRow,
-    GapRow,
-    OutageRow,
-    Point,
-    SqlStore,
-)
+from bridge.archive.store.base import SqlStore
+from bridge.archive.store.batch import Batch, DeviceUpdate
+from bridge.archive.store.rows import DeploymentRow, FleetRow, GapRow, OutageRow, Point
 
 __all__ = [
     "Batch",

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from bridge.archive.store import DeploymentRow, FleetRow, GapRow, OutageRow, Point
 from bridge.archive.web.svg import chart
+from bridge.timefmt import AGE, scaled
 
 STYLE: Final = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d2329;background:#fafbfc}
@@ -47,15 +48,7 @@ def when(ms: int | None) -> str:
 
 
 def age(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return "–" if seconds is None else scaled(seconds, AGE)
 
 
 @dataclass(frozen=True, slots=True)

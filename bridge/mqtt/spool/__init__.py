@@ -56,7 +56,8 @@ when the database grows beyond ``spool.max_size_mb``, the oldest undelivered
 The spool is not thread-safe: one thread (the daemon's main loop) owns it.  It
 uses a connection of its own (its checkpoints and transactions are its own business).
 Its schema and the read-only accessors for other readers are in :mod:`.tables`
-(re-exported here); this module is the writer.
+(re-exported here); the bounds, the retention of acknowledged items and the reads for
+resending in :mod:`.retention`; this module is the writer.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ from bridge.db import connect, db_path, ensure_schema, transaction
 from bridge.log import RepeatedFailure
 from bridge.mains.store import read_boot_id
 from bridge.model import Reading
+from bridge.mqtt.spool.retention import (
+    BACKLOG_SQL,
+    BETWEEN_SQL,
+    SIZE_HEADROOM,
+    prune_age,
+    prune_delivered,
+    prune_size,
+    scan_items,
+    used_bytes,
+)
 from bridge.mqtt.spool.tables import (
     KIND_EVENT,
     KIND_SAMPLE,
@@ -116,8 +127,6 @@ PRUNE_INTERVAL_S: Final = 60.0
 """How often the age and size bounds are enforced."""
 SEQ_BLOCK: Final = 1000
 """Sequence numbers reserved durably ahead of use (see :meth:`Spool._reserve`)."""
-SIZE_HEADROOM: Final = 0.9
-"""When over ``max_size_mb``, delete down to this fraction of it."""
 
 
 class Spool:
@@ -290,23 +299,10 @@ class Spool:
 
         Items in ``exclude`` (in flight) and items already acknowledged are skipped.
         """
-        out: list[SpoolItem] = []
-        cursor = after
-        acked = self._acked
-        exclude = exclude or set()
-        while len(out) < limit:
-            rows = self._conn.execute(
-                "SELECT seq, kind, body FROM spool_items"
-                " WHERE seq > ? AND seq < ? AND delivered = 0 ORDER BY seq LIMIT ?",
-                (cursor, before, limit - len(out)),
-            ).fetchall()
-            if not rows:
-                break
-            for seq, kind, body in rows:
-                cursor = seq
-                if seq not in acked and seq not in exclude:
-                    out.append(SpoolItem(int(seq), int(kind), bytes(body)))
-        return out
+        skip = self._acked | exclude if exclude else self._acked
+        return scan_items(
+            self._conn, BACKLOG_SQL, after=after, bound=before, limit=limit, skip=skip
+        )
 
     def items_between(
         self, first: int, last: int, *, limit: int, exclude: set[int] | None = None
@@ -315,22 +311,10 @@ class Spool:
 
         What ``cmd/resend`` sends again; items in ``exclude`` (in flight) are skipped.
         """
-        out: list[SpoolItem] = []
-        cursor = first - 1
-        exclude = exclude or set()
-        while len(out) < limit:
-            rows = self._conn.execute(
-                "SELECT seq, kind, body FROM spool_items WHERE seq > ? AND seq <= ?"
-                " ORDER BY seq LIMIT ?",
-                (cursor, last, limit - len(out)),
-            ).fetchall()
-            if not rows:
-                break
-            for seq, kind, body in rows:
-                cursor = seq
-                if seq not in exclude:
-                    out.append(SpoolItem(int(seq), int(kind), bytes(body)))
-        return out
+        skip = exclude or set()
+        return scan_items(
+            self._conn, BETWEEN_SQL, after=first - 1, bound=last, limit=limit, skip=skip
+        )
 
     # ------------------------------------------------------------------ maintenance
     def tick(self) -> None:
@@ -389,89 +373,41 @@ class Spool:
         return dropped
 
     def _prune_delivered(self) -> None:
-        """Acknowledged items leave after ``keep_acknowledged``, or the oldest of them when
-        they take more than ``keep_acknowledged_mb`` (the newest row always stays: it
-        carries the sequence's high-water mark)."""
-        cutoff = self._clock.utcnow().timestamp() - self._config.keep_acknowledged
-        removed = self._conn.execute(
-            "DELETE FROM spool_items WHERE delivered = 1 AND created < ? AND seq < ?",
-            (cutoff, self._last_seq),
-        ).rowcount
-        delivered = int(
-            self._conn.execute("SELECT COUNT(*) FROM spool_items WHERE delivered = 1").fetchone()[0]
+        """Acknowledged items leave after ``keep_acknowledged`` or beyond its size budget."""
+        removed = prune_delivered(
+            self._conn,
+            cutoff=self._clock.utcnow().timestamp() - self._config.keep_acknowledged,
+            top=self._last_seq,
+            pending=self._depth,
+            budget_mb=self._config.keep_acknowledged_mb,
         )
-        total = delivered + max(0, self._depth)
-        if delivered and total:
-            budget = self._config.keep_acknowledged_mb * 1_000_000
-            share = self.used_bytes() * delivered / total
-            if share > budget:
-                count = max(1, int((share - budget * SIZE_HEADROOM) / (share / delivered)))
-                removed += self._conn.execute(
-                    "DELETE FROM spool_items WHERE seq IN (SELECT seq FROM spool_items"
-                    " WHERE delivered = 1 AND seq < ? ORDER BY seq LIMIT ?)",
-                    (self._last_seq, count),
-                ).rowcount
         if removed:
             self._dirty = True
 
     def _prune_age(self) -> int:
-        """Delete undelivered items older than ``max_age``, scanning from the oldest."""
+        """Delete undelivered items older than ``max_age``."""
         cutoff = self._clock.utcnow().timestamp() - self._config.max_age
-        dropped = 0
-        while True:
-            rows = self._conn.execute(
-                "SELECT seq, created FROM spool_items WHERE delivered = 0 AND seq < ?"
-                " ORDER BY seq LIMIT 5000",
-                (self._last_seq,),
-            ).fetchall()
-            old = [seq for seq, created in rows if created < cutoff]
-            if not old:
-                return dropped
-            removed = 0
-            for lo, hi in ranges(old):
-                removed += self._conn.execute(
-                    "DELETE FROM spool_items WHERE seq BETWEEN ? AND ? AND delivered = 0",
-                    (lo, hi),
-                ).rowcount
-            self._depth -= removed
-            dropped += removed
-            if len(old) < len(rows):
-                return dropped  # reached items that are young enough (time order ≈ seq order)
+        dropped = prune_age(self._conn, cutoff=cutoff, top=self._last_seq)
+        self._depth -= dropped
+        return dropped
 
     def used_bytes(self) -> int:
         """Bytes of the database in use (the spool dominates it)."""
-        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
-        free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
-        size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-        return int((pages - free) * size)
+        return used_bytes(self._conn)
 
     def _prune_size(self) -> int:
-        """Over ``max_size_mb``: acknowledged items kept for resending go first (they were
-        delivered once), then the oldest undelivered samples, which are counted as dropped."""
-        limit = self._config.max_size_mb * 1_000_000
-        used = self.used_bytes()
-        if used <= limit:
-            return 0
-        rows = int(self._conn.execute("SELECT COUNT(*) FROM spool_items").fetchone()[0])
-        per_item = used / max(1, rows)
-        count = max(1, int((used - limit * SIZE_HEADROOM) / per_item))
-        if self._keep:
-            count -= self._conn.execute(
-                "DELETE FROM spool_items WHERE seq IN (SELECT seq FROM spool_items"
-                " WHERE delivered = 1 AND seq < ? ORDER BY seq LIMIT ?)",
-                (self._last_seq, count),
-            ).rowcount
-            self._dirty = True
-        if count <= 0 or self._depth <= 0:
-            return 0
-        cur = self._conn.execute(
-            "DELETE FROM spool_items WHERE seq IN ("
-            " SELECT seq FROM spool_items WHERE kind = ? AND delivered = 0 AND seq < ?"
-            " ORDER BY seq LIMIT ?)",
-            (KIND_SAMPLE, self._last_seq, count),
+        """Over ``max_size_mb``: see :func:`.retention.prune_size`."""
+        over, dropped = prune_size(
+            self._conn,
+            limit_mb=self._config.max_size_mb,
+            top=self._last_seq,
+            keep=self._keep,
+            pending=self._depth,
         )
-        self._depth -= cur.rowcount
-        return cur.rowcount
+        if over and self._keep:
+            self._dirty = True
+        self._depth -= dropped
+        return dropped
 
     # ------------------------------------------------------------------ transactions
     def _write(
