@@ -311,19 +311,11 @@ class Session:
 
     # -- login -----------------------------------------------------------------------
     def _username(self, args: list[str]) -> Reply:
-        if len(args) != 1:
-            raise ProtocolError(NutError.INVALID_ARGUMENT)
-        if self.username is not None:
-            raise ProtocolError(NutError.ALREADY_SET_USERNAME)
-        self.username = args[0]
+        self.username = _set_once(args, self.username, NutError.ALREADY_SET_USERNAME)
         return Reply("OK\n")
 
     def _password(self, args: list[str]) -> Reply:
-        if len(args) != 1:
-            raise ProtocolError(NutError.INVALID_ARGUMENT)
-        if self.password is not None:
-            raise ProtocolError(NutError.ALREADY_SET_PASSWORD)
-        self.password = args[0]
+        self.password = _set_once(args, self.password, NutError.ALREADY_SET_PASSWORD)
         return Reply("OK\n")
 
     def _authenticated(self, d: Directory) -> None:
@@ -381,3 +373,12 @@ def _variables(d: Directory, ups: str) -> Mapping[str, Variable]:
     if variables is None:
         raise ProtocolError(NutError.DATA_STALE)
     return variables
+
+
+def _set_once(args: list[str], current: str | None, already: NutError) -> str:
+    """``USERNAME`` or ``PASSWORD``: exactly one argument, and only once a connection."""
+    if len(args) != 1:
+        raise ProtocolError(NutError.INVALID_ARGUMENT)
+    if current is not None:
+        raise ProtocolError(already)
+    return args[0]
