@@ -27,6 +27,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
+pytestmark = pytest.mark.realtime  # a real server thread and socket timeouts
+
 USER, PASSWORD = "monuser", "secret"
 
 
