@@ -89,19 +89,24 @@ class NutInstance:
         raise TimeoutError(f"NUT sent no {kind} #{count} within {timeout} s")
 
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            # Each daemon leads its own process group (upsmon forks a child): stop the group.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.processes:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.processes.clear()
+        stop_daemons(self.processes)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def stop_daemons(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop NUT daemons, newest first, and forget them.  Each leads its own process group
+    (upsmon forks a child): the group gets SIGTERM, and SIGKILL after 5 s."""
+    for proc in reversed(processes):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    processes.clear()
 
 
 def start() -> NutInstance:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 from bridge.broker.runner import free_port
+from tests.benchmarks.nut import stop_daemons
 from tests.nut._harness import nut_program
 
 USER, PASSWORD = "upsreader", "readpass"
@@ -92,14 +92,4 @@ class DummyUpsd:
         raise AssertionError((self.directory / "daemons.log").read_text())
 
     def stop(self) -> None:
-        for proc in reversed(self.processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.processes:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.processes.clear()
+        stop_daemons(self.processes)
