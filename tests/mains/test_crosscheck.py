@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ def reading(clock: ManualClock, volts: float | None = 230.0) -> Reading:
     return Reading(
         time=clock.utcnow(), monotonic=clock.monotonic(), meter="pzem004t", voltage_v=volts
     )
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.close()
 
 
 def sensor_for(

@@ -6,7 +6,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,13 +39,6 @@ class Recorder:
         with self.changed:
             assert self.changed.wait_for(lambda: len(self.events) >= n, timeout), self.events
             return list(self.events)
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.close()
 
 
 def make_store(tmp_path: Path, clock: object = None, boot: str = "boot-1") -> OutageStore:

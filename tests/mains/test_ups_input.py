@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from bridge.ups.report import UpsReport
 from bridge.ups.source import mains_level
 
 ON, OFF, UNKNOWN = MainsState.ON, MainsState.OFF, MainsState.UNKNOWN
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.close()
 
 
 def sensor_for(
