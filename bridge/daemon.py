@@ -19,7 +19,6 @@ import signal
 import sqlite3
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final, Protocol
 
 from bridge import __version__
@@ -42,6 +41,7 @@ from bridge.mqtt.discovery import discovery_messages
 from bridge.mqtt.publisher import BridgePublisher
 from bridge.mqtt.spool import Spool
 from bridge.parts import Hooks, MainLoop, Parts, PublisherPart
+from bridge.stopsignals import StopSignals
 from bridge.ups.source import UpsPublication, ups_source
 
 __all__ = ["Daemon", "MainLoop", "Notifier"]
@@ -91,21 +91,22 @@ class Daemon:
         self._stop.set()
         self.loop.post(None)
 
-    def _signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _signal(self, signum: int) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.request_stop()
 
     def run(self) -> int:
         """Start everything, loop until asked to stop, stop everything; return the exit code."""
-        if self._install_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._signal)
-            signal.signal(signal.SIGINT, self._signal)
+        signals = StopSignals(self._signal)
+        if self._install_signals:
+            signals.install()  # off the main thread (tests), it leaves signals alone
         try:
             self._loop(*self._start())
         finally:
             if self._notifier is not None:
                 self._notifier.stopping("stopping")
             self.parts.stop_all()
+            signals.restore()
             log.info("bridge %s stopped", self.device_id)
         return 0
 

@@ -95,8 +95,12 @@ class ArchiveService:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Open the database (waiting while it is down), then the broker session and the view."""
-        self._open_database()
+        """Open the database (waiting while it is down), then the broker session and the view.
+
+        Asked to stop while waiting for the database, it returns with nothing started.
+        """
+        if not self._open_database():
+            return
         self.ingest.resume()
         self.ingest.ack = self._ack
         self.ingest.request = self._request
@@ -110,7 +114,12 @@ class ArchiveService:
             log.info("management view at %s", self.served.url)
         self._connect()
 
+    def request_stop(self) -> None:
+        """Make :meth:`wait` (or a start waiting for the database) return; any thread."""
+        self._stop.set()
+
     def stop(self) -> None:
+        """Stop the session, the writer and the view, then close the database."""
         self._stop.set()
         if self._client is not None:
             self._client.disconnect()
@@ -131,12 +140,12 @@ class ArchiveService:
         thread.start()
         self._threads.append(thread)
 
-    def _open_database(self) -> None:
+    def _open_database(self) -> bool:
         backoff = Backoff(most=self.config.archive.retry_max)
         while True:
             try:
                 self.store.create_schema()
-            except Exception as exc:  # any database failure: wait and retry
+            except Exception as exc:  # noqa: BLE001 - any database failure: wait and retry
                 self.store.reset()
                 pause = backoff.pause()
                 log.warning(
@@ -144,10 +153,11 @@ class ArchiveService:
                     self.store.describe(), exc.__class__.__name__, exc, pause,
                 )  # fmt: skip
                 if self._stop.wait(pause):
-                    raise
+                    log.info("stopped while waiting for the database")
+                    return False
             else:
                 log.info("archive database: %s", self.store.describe())
-                return
+                return True
 
     # -- the broker session -----------------------------------------------------------------
     def _connect(self) -> None:

@@ -16,6 +16,7 @@ from importlib import import_module
 from bridge import __version__
 from bridge.errors import ConfigError, ExitCode, PowerbridgeError
 from bridge.log import setup_logging
+from bridge.stopsignals import enable_stack_dumps
 
 log = logging.getLogger("bridge.cli")
 
@@ -80,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The long-running commands (`run`, `client run`) log their normal lines at INFO: a
     # service's journal shows what it does; the other commands print and log warnings only.
-    setup_logging(args.verbose + int(getattr(args, "service", False)), args.log_format)
+    service = bool(getattr(args, "service", False))
+    setup_logging(args.verbose + int(service), args.log_format)
+    if service:
+        enable_stack_dumps()  # `kill -USR1 PID` shows where a service is waiting
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

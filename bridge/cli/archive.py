@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 
 from bridge.cli._common import add_command, config_option
 from bridge.errors import ExitCode, UsageError
+from bridge.stopsignals import StopSignals
+
+log = logging.getLogger("bridge.archive")
 
 DEFAULT_CONFIG = Path("/etc/powerbridge/archive.yaml")
 
@@ -135,17 +139,18 @@ def _run(args: argparse.Namespace) -> int:
     config = load(args.config)
     service = ArchiveService(config)
 
-    def stop(_signum: int, _frame: object) -> None:
-        service.stop()
+    def on_signal(signum: int) -> None:  # the signal watcher's thread, never the handler
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        service.request_stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    service.start()
-    if service.served is not None:
-        print(f"management view: {service.served.url}", flush=True)
-    try:
-        service.wait()
-    except KeyboardInterrupt:
-        service.stop()
+    with StopSignals(on_signal):
+        try:
+            service.start()
+            if service.served is not None:
+                print(f"management view: {service.served.url}", flush=True)
+            service.wait()
+        finally:
+            service.stop()
     return int(ExitCode.OK)
 
 

@@ -19,12 +19,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import FrameType
 
 from bridge.demo.scenario import SHUTDOWN_PHASES, Recorder, Timings, checks, summary_lines
 from bridge.demo.stack import BASE, BRIDGE_ID, CLIENT_ID, DemoError, DemoStack, StackOptions
 from bridge.model import MainsState
 from bridge.mqtt.contract import BridgeTopics, CommandPayload
+from bridge.stopsignals import StopSignals
 from bridge.tui.fleet import Change
 from bridge.tui.observer import BrokerAddress, FleetObserver
 from bridge.tui.render import Screen, client_line, duration, render_fleet
@@ -58,18 +58,15 @@ class Stopper:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
-        self._old: dict[int, object] = {}
+        self._signals = StopSignals(self._handle, HANDLED_SIGNALS)
 
     def install(self) -> None:
-        for sig in HANDLED_SIGNALS:
-            self._old[sig] = signal.signal(sig, self._handle)
+        self._signals.install()
 
     def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]  # whatever was there before
-        self._old.clear()
+        self._signals.restore()
 
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+    def _handle(self, signum: int) -> None:  # the signal watcher's thread
         if self.signum is None:
             self.signum = signum
         self.event.set()

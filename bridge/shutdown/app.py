@@ -31,6 +31,7 @@ from bridge.shutdown.listener import Listener
 from bridge.shutdown.memory import ReplayMemory, default_memory_path
 from bridge.shutdown.retry import BROWSE_FIRST_S, until_found
 from bridge.shutdown.runtime import ClientRuntime
+from bridge.stopsignals import StopSignals
 
 log = logging.getLogger("bridge.shutdown")
 
@@ -285,27 +286,27 @@ def run_client(config: ClientConfig, *, source: Path, dry_run: bool = False) -> 
     stop = threading.Event()
     holder: list[ClientRuntime] = []
 
-    def on_signal(_signum: int, _frame: object) -> None:
+    def on_signal(signum: int) -> None:  # the signal watcher's thread, never the handler
+        log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
         if holder:
             holder[0].submit(Stop())
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    address = resolve_broker(config, stop=stop)
-    if address is None:
-        return 0
-    runtime, listener = build_client(
-        config, host=address[0], port=address[1], dry_run=dry_run, key=key
-    )
-    holder.append(runtime)
-    log.info("%s", describe(runtime))
-    if stop.is_set():
-        return 0
-    listener.start()
-    try:
-        runtime.run()
-    finally:
-        listener.stop()
+    with StopSignals(on_signal):
+        address = resolve_broker(config, stop=stop)
+        if address is None:
+            return 0
+        runtime, listener = build_client(
+            config, host=address[0], port=address[1], dry_run=dry_run, key=key
+        )
+        holder.append(runtime)
+        log.info("%s", describe(runtime))
+        if stop.is_set():
+            return 0
+        listener.start()
+        try:
+            runtime.run()
+        finally:
+            listener.stop()
     log.info("shutdown client stopped")
     return 0

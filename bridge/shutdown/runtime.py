@@ -114,7 +114,7 @@ class ClientRuntime:
             self.intake.restore(memory.load())
         self.tracker = Tracker(config.bridges, clock.monotonic())
         self.rejections = Rejections(log, clock.monotonic)
-        self._queue: queue.Queue[Event] = queue.Queue()
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()  # reentrant, C
         self._twins = Twins(self.client_id)
         self.instance = self._twins.instance
         """This process, in the ``state`` payload: two processes with one identity see it."""

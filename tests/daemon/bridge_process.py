@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.broker.runner import Mosquitto
+from tests.helpers.process import stop_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "test-bridge"
@@ -81,8 +82,7 @@ class BridgeProcess:
         """SIGTERM; the exit code and how long the bridge took to exit."""
         assert self.process is not None
         started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
+        code = stop_service(self.process, self.log, timeout)
         self.process = None
         return code, time.monotonic() - started
 

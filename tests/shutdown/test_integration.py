@@ -519,6 +519,56 @@ def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker:
     assert "Traceback" not in output
 
 
+TGKILL = {"x86_64": 234, "aarch64": 131, "armv7l": 268, "i686": 270}
+"""The tgkill(2) system call's number: a signal to one thread of a process."""
+
+
+def _signal_thread(pid: int, tid: int, signum: int) -> None:
+    import ctypes
+
+    number = TGKILL[os.uname().machine]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(number, pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill {pid} {tid}")
+
+
+def test_cli_client_run_stops_when_sigterm_lands_on_another_thread(
+    harness: Harness, bridge: FakeBridge, broker: Mosquitto
+) -> None:
+    """The kernel may deliver SIGTERM to any thread (paho's, here).  A quiet client, its
+    main thread asleep until its next wake (up to a minute away), still stops at once."""
+    bridge.announce("on", 1)
+    config = harness.tmp / "client.yaml"
+    config.write_text(harness.yaml("delay: 10m"))
+    observer = TestClient(broker, broker.observer).connect()
+    observer.subscribe(ClientTopics("powerbridge", CLIENT).status)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "-v", "client", "run", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        while observer.expect(ClientTopics("powerbridge", CLIENT).status, 15).payload != b"online":
+            pass
+        time.sleep(1.0)  # nothing more arrives: the main thread waits in its queue
+        threads = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
+        others = [t for t in threads if t != process.pid]
+        assert others, threads  # paho's network thread at least
+        _signal_thread(process.pid, others[-1], signal.SIGTERM)
+        output, _ = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        observer.disconnect()
+    assert process.returncode == 0, output
+    assert "received SIGTERM: stopping" in output
+    assert "shutdown client stopped" in output
+
+
 def test_client_status_reads_the_retained_state(
     harness: Harness, bridge: FakeBridge, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,6 +29,7 @@ from bridge.mqtt import signing
 from bridge.mqtt.contract import BridgeTopics
 from tests.daemon.bridge_process import DEVICE, BridgeProcess, write_config
 from tests.helpers.mqtt import TestClient
+from tests.helpers.process import stop_service
 from tests.ups._upsd import PASSWORD, POLLINTERVAL, USER, DummyUpsd
 
 pytestmark = [pytest.mark.integration, pytest.mark.realtime]
@@ -197,8 +198,7 @@ def test_bridge_follows_a_scripted_discharge_and_a_client_shuts_down_on_min_runt
         assert decided - cut < 600
         assert "Traceback" not in bridge.log_text()
     finally:
-        client.terminate()
-        client.wait(10)
+        stop_service(client, client_log)
         bridge.cleanup()
         watch.mqtt.disconnect()
         homeassistant.disconnect()
