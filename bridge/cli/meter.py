@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from bridge.errors import (
     MeterTimeoutError,
     UsageError,
 )
+from bridge.stopsignals import StopSignals
 
 METER_TYPES = ("mcp39f511n", "pzem004t", "sdm120", "sdm630")
 
@@ -211,44 +211,44 @@ def _simulate(args: argparse.Namespace) -> int:
 
     settings = {name: getattr(args, name) for name in _SIMULATOR_OPTIONS}
     simulator = SimulatedMeter(args.type, **settings)
+    done = threading.Event()  # `quit` on stdin, SIGTERM or Ctrl-C
     simulator.start()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
     try:
-        print(simulator.port, flush=True)
-        print(
-            f"simulated {args.type} at {simulator.port} ({simulator.baud} baud, "
-            f"pty {simulator.device}); try:\n"
-            f"  powerbridge meter probe --type {args.type} --port {simulator.port} --count 5\n"
-            "stdin: mains on|off, load W, garbage N [KIND], unplug, replug, quit; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
-        _console(simulator)
-    except KeyboardInterrupt:
+        with StopSignals(lambda _signum: done.set()):
+            print(simulator.port, flush=True)
+            print(
+                f"simulated {args.type} at {simulator.port} ({simulator.baud} baud, "
+                f"pty {simulator.device}); try:\n"
+                f"  powerbridge meter probe --type {args.type} --port {simulator.port} --count 5\n"
+                "stdin: mains on|off, load W, garbage N [KIND], unplug, replug, quit; "
+                "Ctrl-C stops",
+                file=sys.stderr,
+                flush=True,
+            )
+            console = threading.Thread(
+                target=_console, args=(simulator, done), name="console", daemon=True
+            )
+            console.start()
+            done.wait()
+    except KeyboardInterrupt:  # off the main thread no handler is installed
         pass
     finally:
         simulator.stop()
     return int(ExitCode.OK)
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _console(simulator: Any) -> None:
-    """Apply commands from stdin until ``quit``; at end of input, wait for a signal."""
+def _console(simulator: Any, done: threading.Event) -> None:
+    """Apply commands from stdin until ``quit``; at end of input, run on until a signal."""
     for raw in sys.stdin:
         words = raw.split()
         if not words:
             continue
         try:
             if _apply(simulator, words):
+                done.set()
                 return
         except (ValueError, IndexError) as exc:
             print(f"? {exc}", file=sys.stderr, flush=True)
-    while True:
-        time.sleep(3600)
 
 
 def _apply(simulator: Any, words: list[str]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from bridge.cli import main
 from bridge.meters.ports import by_id_links, fits_for
 from bridge.meters.simulator import SimulatedMeter
+from tests.helpers.process import signal_thread
 
 pytestmark = pytest.mark.realtime  # pseudo-terminals and serial timeouts: see pyproject.toml
 
@@ -138,4 +140,37 @@ def test_simulate_then_probe_like_a_new_user(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert not os.path.lexists(port)
+
+
+@pytest.mark.parametrize("to_thread", [False, True], ids=["process", "another-thread"])
+def test_simulate_stops_on_sigterm_with_its_input_still_open(
+    tmp_path: Path, to_thread: bool
+) -> None:
+    """Under a service manager stdin stays open: SIGTERM alone ends the simulator, even
+    when the kernel hands the signal to the simulator's own thread."""
+    process = subprocess.Popen(
+        [*SIMULATE, "--link-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().strip()
+        assert os.path.lexists(port)
+        if to_thread:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
+            signal_thread(process.pid, next(t for t in tids if t != process.pid), signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
     assert not os.path.lexists(port)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 TAIL_LINES = 80
+TGKILL = {"x86_64": 234, "aarch64": 131, "armv7l": 268, "i686": 270}
+"""The tgkill(2) system call's number, per machine."""
+
+
+def signal_thread(pid: int, tid: int, signum: int) -> None:
+    """Send ``signum`` to one thread of a process, as the kernel may deliver it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(TGKILL[os.uname().machine], pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {signum})")
 
 
 def stop_service(

@@ -30,6 +30,7 @@ from bridge.mqtt import signing
 from bridge.mqtt.contract import BridgeTopics, ClientTopics, MainsPayload, client_node_id, dumps
 from bridge.shutdown.app import RunningClient, start_client
 from tests.helpers.mqtt import TestClient
+from tests.helpers.process import signal_thread
 from tests.shutdown.payloads import KEY, command
 from tests.shutdown.test_fuzz import mutate
 
@@ -519,19 +520,6 @@ def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker:
     assert "Traceback" not in output
 
 
-TGKILL = {"x86_64": 234, "aarch64": 131, "armv7l": 268, "i686": 270}
-"""The tgkill(2) system call's number: a signal to one thread of a process."""
-
-
-def _signal_thread(pid: int, tid: int, signum: int) -> None:
-    import ctypes
-
-    number = TGKILL[os.uname().machine]
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(number, pid, tid, signum) != 0:
-        raise OSError(ctypes.get_errno(), f"tgkill {pid} {tid}")
-
-
 def test_cli_client_run_stops_when_sigterm_lands_on_another_thread(
     harness: Harness, bridge: FakeBridge, broker: Mosquitto
 ) -> None:
@@ -557,7 +545,7 @@ def test_cli_client_run_stops_when_sigterm_lands_on_another_thread(
         threads = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
         others = [t for t in threads if t != process.pid]
         assert others, threads  # paho's network thread at least
-        _signal_thread(process.pid, others[-1], signal.SIGTERM)
+        signal_thread(process.pid, others[-1], signal.SIGTERM)
         output, _ = process.communicate(timeout=5)
     finally:
         if process.poll() is None:
