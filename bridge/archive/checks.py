@@ -15,16 +15,11 @@ The same verdicts as ``powerbridge check`` (:class:`~bridge.deployment.checks.Ch
 from __future__ import annotations
 
 import socket
-import threading
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge.archive.config import ArchiveConfig, load
 from bridge.archive.records import epoch_ms
@@ -32,7 +27,7 @@ from bridge.archive.store import open_store
 from bridge.clock import Clock, SystemClock
 from bridge.deployment.checks import CheckResult, Outcome, Report
 from bridge.errors import ConfigError
-from bridge.mqtt.paho import configure_tls
+from bridge.mqtt.session import BrokerProblemError, MqttSession
 
 TITLES: Final = {
     "config": "configuration",
@@ -93,45 +88,13 @@ def check_database(ctx: ArchiveCheckContext) -> CheckResult:
 def check_broker(ctx: ArchiveCheckContext) -> CheckResult:
     assert ctx.config is not None  # noqa: S101
     config = ctx.config
-    where = f"{config.mqtt.host}:{config.mqtt.effective_port}"
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{config.client_id}-check-{uuid.uuid4().hex[:6]}",
-        protocol=mqtt.MQTTv311,
-        clean_session=True,
-    )
-    client.username_pw_set(config.username, config.mqtt_password())
-    configure_tls(client, config.mqtt.tls)
-    done = threading.Event()
-    outcome: list[str] = []
-
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        outcome.append(str(reason))
-        done.set()
-
-    client.on_connect = on_connect
+    session = MqttSession(config.mqtt, username=config.username, purpose="archive-check")
     try:
-        client.connect(config.mqtt.host, config.mqtt.effective_port, 10)
-    except OSError as exc:
-        return _fail(
-            "broker", f"{where}: {exc.strerror or exc}", "start Mosquitto, or correct mqtt.host"
-        )
-    client.loop_start()
-    try:
-        answered = done.wait(ctx.broker_timeout)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    if not answered:
-        return _fail("broker", f"{where} did not answer", "check mqtt.host, mqtt.port and TLS")
-    if outcome[0] != "Success":
-        return _fail(
-            "broker",
-            f"{where} refused {config.username}: {outcome[0]}",
-            "check mqtt.username (default archiver) and mqtt.password_file; "
-            "`powerbridge broker init` made the archiver's password in credentials/",
-        )
-    return _pass("broker", f"{where} accepts {config.username}")
+        with session.connect(ctx.broker_timeout):
+            pass
+    except BrokerProblemError as exc:
+        return _fail("broker", str(exc), exc.fix)
+    return _pass("broker", f"{session.where} accepts {config.username}")
 
 
 def check_http(ctx: ArchiveCheckContext) -> CheckResult:

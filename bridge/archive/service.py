@@ -4,9 +4,9 @@ Wiring and lifecycle only.  The broker session is the ``archiver`` role's: a fix
 client id and a *persistent* session (MQTT 3.1.1 ``clean_session=false``, MQTT 5 a
 session expiry of :data:`SESSION_EXPIRY_S`) subscribed at QoS 1, with manual
 acknowledgements — a message is acknowledged by :class:`~bridge.archive.ingest.Ingest`
-only once its rows are committed.  That is why this module builds its paho client
-itself (the shared builder in :mod:`bridge.mqtt.paho` makes clean sessions with
-automatic acknowledgements); TLS comes from the shared :func:`configure_tls`.
+only once its rows are committed.  The client comes from the shared builder,
+:mod:`bridge.mqtt.paho` (``persistent``, ``manual_ack``), with the credentials, TLS and
+reconnect backoff every other connection of the project gets.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bridge.archive.config import ArchiveConfig
@@ -28,7 +27,7 @@ from bridge.archive.resend import resend_commands
 from bridge.archive.store import SqlStore, open_store
 from bridge.clock import Clock, SystemClock
 from bridge.mqtt.contract import QOS_CMD
-from bridge.mqtt.paho import configure_tls
+from bridge.mqtt.paho import configured_client, connect_async
 from bridge.mqtt.signing import load_key
 
 log = logging.getLogger(__name__)
@@ -162,39 +161,27 @@ class ArchiveService:
     # -- the broker session -----------------------------------------------------------------
     def _connect(self) -> None:
         mqtt_config = self.config.mqtt
-        v5 = mqtt_config.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        client = configured_client(
+            mqtt_config,
             client_id=self.config.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        client.username_pw_set(self.config.username, self.config.mqtt_password())
-        configure_tls(client, mqtt_config.tls)
-        client.reconnect_delay_set(
-            max(1, round(mqtt_config.reconnect_min)), max(1, round(mqtt_config.reconnect_max))
+            username=self.config.username,
+            password=self.config.mqtt_password(),
+            persistent=True,  # the broker queues what arrives while the archive is away
+            manual_ack=True,  # acknowledged once it is in the database
         )
         client.max_inflight_messages_set(100)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
-        port = mqtt_config.effective_port
-        keepalive = round(mqtt_config.keepalive)
-        if v5:
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
-
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY_S
-            properties.ReceiveMaximum = RECEIVE_MAXIMUM
-            client.connect_async(
-                mqtt_config.host, port, keepalive, clean_start=False, properties=properties
-            )
-        else:
-            client.connect_async(mqtt_config.host, port, keepalive)
-        client.loop_start()
+        connect_async(
+            client,
+            mqtt_config.host,
+            mqtt_config.effective_port,
+            keepalive=round(mqtt_config.keepalive),
+            session_expiry=SESSION_EXPIRY_S,
+            receive_maximum=RECEIVE_MAXIMUM,
+        )
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, flags: Any, reason: ReasonCode, _p: object

@@ -3,10 +3,11 @@
 Every part that talks MQTT gets its client here: the bridge's link and the shutdown
 client's listener (both :class:`bridge.mqtt.link.StatusLink`), the short synchronous
 sessions of the tools (:class:`bridge.mqtt.session.BrokerSession`: deployment checks,
-``simulate``, the client's ``status``/``uninstall``) and the fleet observer of
-``watch``/``demo``.  Here: paho-mqtt 2.x with ``CallbackAPIVersion.VERSION2``, the
-configured protocol (3.1.1 or 5), credentials, TLS, the reconnect backoff, the
-asynchronous connect, and the words for a refused or failed connection.  Each caller
+``simulate``, the client's ``status``/``uninstall``, ``archive check``), the fleet
+observer of ``watch``/``demo``, and the archive's persistent session.  Here: paho-mqtt
+2.x with ``CallbackAPIVersion.VERSION2``, the configured protocol (3.1.1 or 5), a clean
+or a persistent session, credentials, TLS, the reconnect backoff, the asynchronous
+connect, and the words for a refused or failed connection.  Each caller
 keeps what is its own: callbacks, last will and keepalive.
 
 Reconnecting is paho's job (``reconnect_delay_set``: exponential backoff from
@@ -37,14 +38,23 @@ class TlsFilesError(UsageError):
     """The configured CA, certificate or key cannot be loaded."""
 
 
-def new_client(protocol: str, *, client_id: str) -> mqtt.Client:
-    """A paho client for MQTT ``protocol`` ("5" gets a clean start, "3.1.1" a clean session)."""
+def new_client(
+    protocol: str, *, client_id: str, persistent: bool = False, manual_ack: bool = False
+) -> mqtt.Client:
+    """A paho client for MQTT ``protocol`` ("3.1.1" or "5").
+
+    A clean session by default.  ``persistent`` keeps the session on the broker across
+    disconnects (3.1.1: ``clean_session=False``; 5: set at :func:`connect_async` by its
+    ``session_expiry``); with ``manual_ack`` a QoS 1 message is acknowledged only when the
+    caller says so (the archive: once the message is in its database).
+    """
     v5 = protocol == "5"
     return mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        clean_session=None if v5 else True,
+        clean_session=None if v5 else not persistent,
+        manual_ack=manual_ack,
     )
 
 
@@ -74,10 +84,18 @@ def trust_ca(client: mqtt.Client, ca_file: str | None, *, check_hostname: bool =
 
 
 def configured_client(
-    config: MqttConfig, *, client_id: str, username: str | None, password: str | None
+    config: MqttConfig,
+    *,
+    client_id: str,
+    username: str | None,
+    password: str | None,
+    persistent: bool = False,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
     """:func:`new_client` with credentials, TLS and the reconnect backoff applied."""
-    client = new_client(config.protocol, client_id=client_id)
+    client = new_client(
+        config.protocol, client_id=client_id, persistent=persistent, manual_ack=manual_ack
+    )
     if username:
         client.username_pw_set(username, password)
     configure_tls(client, config.tls)
@@ -93,20 +111,33 @@ def set_reconnect_backoff(client: mqtt.Client, first: float, most: float) -> Non
     client.reconnect_delay_set(cast("int", first), cast("int", most))
 
 
-def connect_async(client: mqtt.Client, host: str, port: int, *, keepalive: int) -> None:
+def connect_async(
+    client: mqtt.Client,
+    host: str,
+    port: int,
+    *,
+    keepalive: int,
+    session_expiry: int = 0,
+    receive_maximum: int | None = None,
+) -> None:
     """Start connecting in the background; paho keeps retrying until the broker answers.
 
-    MQTT 5 asks for a clean start and no session kept after a disconnect, the same as
-    the clean session of 3.1.1: what must survive a reconnect is renewed in ``on_connect``.
+    By default MQTT 5 asks for a clean start and no session kept after a disconnect, the
+    same as the clean session of 3.1.1: what must survive a reconnect is renewed in
+    ``on_connect``.  A ``session_expiry`` (seconds) resumes the session and keeps it that
+    long after a disconnect, queueing QoS 1 messages (a :func:`new_client` ``persistent``
+    on 3.1.1); ``receive_maximum`` bounds the messages in flight towards the client.
     """
     if client.protocol == mqtt.MQTTv5:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = 0
+        properties.SessionExpiryInterval = session_expiry
+        if receive_maximum is not None:
+            properties.ReceiveMaximum = receive_maximum
         client.connect_async(
-            host, port, keepalive=keepalive, clean_start=True, properties=properties
+            host, port, keepalive=keepalive, clean_start=session_expiry == 0, properties=properties
         )
     else:
         client.connect_async(host, port, keepalive=keepalive)

@@ -44,6 +44,23 @@ def test_check_passes_on_a_working_archive_and_names_a_stale_device(
     assert code == 1
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_check_names_a_refused_archiver_and_how_to_fix_it(
+    broker: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    config = write_config(tmp_path, broker, f"sqlite:///{seeded(tmp_path)}")
+    config.write_text(config.read_text() + f"  protocol: '{protocol}'\n")
+    (tmp_path / "archiver.password").write_text("not-the-password\n")
+    code = main(["archive", "check", "-c", str(config), "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert code == 1
+    assert checks["broker"]["status"] == "fail"
+    assert f"{broker.host}:{broker.port} refused user archiver" in checks["broker"]["detail"]
+    assert "mqtt.password_file" in checks["broker"]["fix"]
+    assert checks["database"]["status"] == "pass"  # the other checks still ran
+
+
 def test_check_with_a_broken_configuration_runs_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

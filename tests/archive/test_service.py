@@ -120,12 +120,14 @@ def count(store: SqlStore) -> int:
         return -1
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_an_archive_killed_mid_stream_loses_nothing(
-    broker: Mosquitto, bridge: TestClient, tmp_path: Path
+    broker: Mosquitto, bridge: TestClient, tmp_path: Path, protocol: str
 ) -> None:
-    """SIGKILL of the archive while a bridge publishes: its persistent session keeps the rest."""
+    """SIGKILL of the archive while a bridge publishes: its persistent session keeps the rest
+    (MQTT 3.1.1: clean_session false; MQTT 5: a clean start off and a session expiry)."""
     db = tmp_path / "archive.db"
-    config = write_config(tmp_path, broker, f"sqlite:///{db}")
+    config = write_config(tmp_path, broker, f"sqlite:///{db}", extra=f"  protocol: '{protocol}'\n")
     archive = ArchiveProcess(config, tmp_path / "archive.log")
     archive.start()
     try:
