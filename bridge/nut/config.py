@@ -52,7 +52,7 @@ class ServeConfig:
     client_id: str = setting(
         "nut",
         t.topic_safe_id,
-        "MQTT client identity (`powerbridge broker add-client nut`); "
+        "MQTT client identity (`powerbridge broker add-nut nut` makes user `nut-nut`); "
         "remote 'shutdown now' for it or for all clients becomes FSD.",
     )
 
