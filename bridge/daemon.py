@@ -179,7 +179,7 @@ class Daemon:
         )
         ups = None
         if config.ups.enabled:
-            publication = UpsPublication(publisher, self.device_id, clock, key)
+            publication = UpsPublication(publisher, self.device_id, clock, report.mark, key)
             self._tickers.append(publication)
             ups = ups_source(config.ups, sensor, publication, post, on_link=health.soon)
         leds = FaultLeds(config.leds, clock=clock, pin_factory=self._pin_factory)

@@ -63,6 +63,10 @@ class MainsReport:
     def stop(self) -> None:
         """Nothing to release: the publisher sends what was shown last."""
 
+    def mark(self) -> tuple[str, int]:
+        """This run's ``boot`` and the ``seq`` of the state shown now (0 before any)."""
+        return self.boot, 0 if self._shown is None else self._shown.event.seq
+
     def changed(self, change: MainsChange) -> None:
         """A change the sensor announced: spool its outage event, then show it."""
         if change.continued:

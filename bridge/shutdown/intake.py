@@ -31,7 +31,9 @@ Order and freshness, without any wall clock
 
 ``ups`` (a UPS behind the bridge)
     a live message only (a retained report may come from an upsd that has since
-    stopped answering); the documented shape; ``device`` equal to the topic's.
+    stopped answering); the documented shape; ``device`` equal to the topic's; signed
+    like ``mains`` with a key; and about the present: from the run and the mains state
+    (or a later one) that ``mains`` last told, numbered after the last report accepted.
 
 Commands (``clients/<id|all>/cmd/<name>``)
     known name; not retained (a retained command would be obeyed again after every
@@ -65,7 +67,7 @@ from bridge.mqtt.contract import (
     loads_object,
 )
 from bridge.shutdown.view import MainsFact
-from bridge.ups.report import UpsReport, decode_ups
+from bridge.ups.report import UpsOrigin, UpsPayload, UpsReport, decode_ups
 
 __all__ = [
     "CommandFact",
@@ -154,8 +156,8 @@ class Intake:
         self._memory: dict[str, Mark] = {}
         self._reported: set[str] = set()
         """Bridges whose current mark has been handed to the tracker in this run."""
-        self._ups_ts: dict[str, datetime] = {}
-        """Wall time (the bridge's) of the last accepted ``ups`` report of each bridge."""
+        self._ups_n: dict[str, tuple[str, int]] = {}
+        """The run and number of the last accepted ``ups`` report of each bridge."""
         self._commands = CommandVerifier(
             CLIENT_COMMANDS,
             key=key,
@@ -206,8 +208,6 @@ class Intake:
         # (A copy of the remembered message, first seen in this run after a restart of the
         # client, still tells the tracker what the bridge last said.)
         self._reported.add(device_id)
-        if memory is None or memory.boot != payload.boot:
-            self._ups_ts.pop(device_id, None)  # a new run: its clock may have stepped back
         self._memory[device_id] = Mark(payload.seq, payload.boot, payload.n, payload.state)
         return MainsFact(
             device_id=device_id,
@@ -295,31 +295,52 @@ class Intake:
         return self.ups_report(device_id, raw)
 
     def ups_report(self, device_id: str, raw: bytes) -> UpsReport | Ignored | Rejected:
-        """Check a ``ups`` payload: signed (with a key), the sender's own, newer than the last.
+        """Check a ``ups`` payload: signed (with a key), the sender's own, about the present.
 
-        A report whose ``ts`` is not after the last accepted one from the same bridge in
-        the same run is ignored (the bridge's own clock against itself), so a captured
-        signed report cannot be replayed later to shorten a countdown.  A new run of the
-        bridge (a new ``boot`` in ``mains``) starts afresh: a Pi's clock may step back
-        across a restart.
+        Its origin (:class:`~bridge.mqtt.contract.UpsOrigin`, signed with it) is held
+        against the bridge's ``mains`` as this intake last accepted them: a report from
+        another run of the bridge, or about an earlier mains state, is history and is
+        ignored; within a run its number must be above the last one accepted.  So a
+        captured signed report cannot be replayed later to shorten a countdown, and no
+        clock is trusted: a Pi whose clock steps back is judged like one whose clock is
+        right.  Before the first ``mains`` of a bridge nothing is known to compare with,
+        and its reports wait (they matter only during an outage, which ``mains`` tells).
         """
-        if device_id not in self._bridges:
-            return Rejected("unexpected_topic", f"not a watched bridge: {device_id}")
         try:
-            self._check_signature(self._parse(raw))
+            payload = self._decode_ups(device_id, raw)
         except _Reject as exc:
             return exc.rejected
+        ignored = self._place_ups(device_id, payload.origin)
+        if ignored is not None:
+            return ignored
+        self._ups_n[device_id] = (payload.origin.boot, payload.origin.n)
+        return payload.report
+
+    def _decode_ups(self, device_id: str, raw: bytes) -> UpsPayload:
+        if device_id not in self._bridges:
+            raise _Reject("unexpected_topic", f"not a watched bridge: {device_id}")
+        self._check_signature(self._parse(raw))
         try:
-            sender, ts, report = decode_ups(raw)
+            payload = decode_ups(raw)
         except PayloadError as exc:
-            return Rejected("malformed", str(exc))
-        if sender != device_id:
-            return Rejected("wrong_device", f"payload says {sender!r}")
-        last = self._ups_ts.get(device_id)
-        if last is not None and ts <= last:
-            return Ignored("not newer than the last UPS report")
-        self._ups_ts[device_id] = ts
-        return report
+            raise _Reject("malformed", str(exc)) from None
+        if payload.device != device_id:
+            raise _Reject("wrong_device", f"payload says {payload.device!r}")
+        return payload
+
+    def _place_ups(self, device_id: str, origin: UpsOrigin) -> Ignored | None:
+        """``None`` when a report is about the present (see :meth:`ups_report`)."""
+        mains = self._memory.get(device_id)
+        if mains is None:
+            return Ignored("no mains message of this bridge yet: nothing to place it against")
+        if origin.boot != mains.boot:
+            return Ignored(f"from run {origin.boot}, not the bridge's present run {mains.boot}")
+        if origin.seq < mains.seq:
+            return Ignored(f"about mains state {origin.seq}, before the present {mains.seq}")
+        last = self._ups_n.get(device_id)
+        if last is not None and last[0] == origin.boot and origin.n <= last[1]:
+            return Ignored(f"number {origin.n} in its run, not after {last[1]}")
+        return None
 
     # -- commands ---------------------------------------------------------------------
     def command(

@@ -4,7 +4,8 @@ The payload itself is the contract's :class:`~bridge.mqtt.contract.UpsPayload`
 (``<base>/<device_id>/ups``, retained, QoS 1); this module maps NUT variables to a
 :class:`~bridge.mqtt.contract.UpsReport` (re-exported here) and a report to and from that
 payload.  A bridge whose upsd cannot be reached publishes nothing new (the retained report
-grows old; ``ts`` says when).
+grows old; ``ts`` says when).  Each payload names its origin (:class:`UpsOrigin`): the
+bridge's run, the mains state it was made under and its number in the run.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from bridge.mqtt import signing
-from bridge.mqtt.contract import UpsPayload, UpsReport, dumps
+from bridge.mqtt.contract import UpsOrigin, UpsPayload, UpsReport, dumps
 
-__all__ = ["NUT_FIGURES", "UpsReport", "decode_ups", "encode_ups", "report_from_variables"]
+__all__ = [
+    "NUT_FIGURES",
+    "UpsOrigin",
+    "UpsPayload",
+    "UpsReport",
+    "decode_ups",
+    "encode_ups",
+    "report_from_variables",
+]
 
 NUT_FIGURES = ("battery.charge", "battery.runtime", "ups.load")
 """The NUT variables behind a report's ``charge``, ``runtime_s`` and ``load``, in order."""
@@ -42,15 +51,16 @@ def report_from_variables(values: Mapping[str, str]) -> UpsReport:
     return UpsReport(status, *figures)
 
 
-def encode_ups(device: str, ts: datetime, report: UpsReport, key: bytes | None = None) -> bytes:
+def encode_ups(
+    device: str, ts: datetime, report: UpsReport, origin: UpsOrigin, key: bytes | None = None
+) -> bytes:
     """The ``ups`` payload, signed with ``key`` when there is one (like ``mains``)."""
-    payload = UpsPayload(device, ts, report)
+    payload = UpsPayload(device, ts, report, origin)
     if key is None:
         return payload.encode()
     return dumps(signing.sign(key, payload.to_dict()))
 
 
-def decode_ups(raw: bytes) -> tuple[str, datetime, UpsReport]:
-    """``(device, ts, report)``; raise :class:`~bridge.errors.PayloadError` (no signature check)."""
-    payload = UpsPayload.decode(raw)
-    return payload.device, payload.ts, payload.report
+def decode_ups(raw: bytes) -> UpsPayload:
+    """The payload; raise :class:`~bridge.errors.PayloadError` (no signature check)."""
+    return UpsPayload.decode(raw)

@@ -27,7 +27,7 @@ from bridge.model import MainsState
 from bridge.mqtt.contract import QOS_UPS, UPS_REFRESH_S
 from bridge.parts import Worker
 from bridge.ups.reader import UpsReader, UpsTarget
-from bridge.ups.report import UpsReport, encode_ups
+from bridge.ups.report import UpsOrigin, UpsReport, encode_ups
 
 if TYPE_CHECKING:
     from bridge.config.bridge import UpsConfig
@@ -108,14 +108,23 @@ class UpsSource(Worker):
 
 @dataclass(eq=False)
 class UpsPublication:
-    """The retained ``ups`` topic (main loop only): on each change, and every refresh."""
+    """The retained ``ups`` topic (main loop only): on each change, and every refresh.
+
+    ``mains_mark()`` gives this run's ``boot`` and the ``seq`` of the mains state shown
+    now (:meth:`bridge.mains.report.MainsReport.mark`); each message carries them with its
+    own number, counted when it is sent (:class:`~bridge.mqtt.contract.UpsOrigin`).
+    """
 
     publisher: BridgePublisher
     device_id: str
     clock: Clock
+    mains_mark: Callable[[], tuple[str, int]]
     key: bytes | None = None
     _report: UpsReport | None = field(default=None, init=False)
     _next: float = field(default=0.0, init=False)
+    _n: int = field(default=0, init=False)
+    _mark: tuple[str, int] | None = field(default=None, init=False)
+    """The mains mark when the last report was queued: a new one republishes at once."""
 
     def received(self, report: UpsReport | None) -> None:
         """A poll's result: publish when it differs from what was published."""
@@ -125,19 +134,27 @@ class UpsPublication:
         self._publish()
 
     def tick(self, now: float) -> float:
-        """Refresh when due; return when it is due next."""
-        if self._report is not None and now >= self._next:
+        """Refresh when due, or at once when the mains state changed; when it is due next.
+
+        (A report made just before a mains change names the state before it; readers
+        ignore such a report once they have the change, so the next one follows it.)
+        """
+        if self._report is not None and (now >= self._next or self.mains_mark() != self._mark):
             self._publish()
         return self._next if self._report is not None else now + UPS_REFRESH_S
 
     def _publish(self) -> None:
         self._next = self.clock.monotonic() + UPS_REFRESH_S
+        self._mark = self.mains_mark()
         self.publisher.retain(self.publisher.topics.ups, self._produce, QOS_UPS)
 
     def _produce(self) -> bytes:
         report = self._report
         assert report is not None  # noqa: S101 - retained only once a report is in
-        return encode_ups(self.device_id, self.clock.utcnow(), report, self.key)
+        self._n += 1  # numbered when sent, so that n grows in the order of sending
+        boot, seq = self.mains_mark()
+        origin = UpsOrigin(boot, seq, self._n)
+        return encode_ups(self.device_id, self.clock.utcnow(), report, origin, self.key)
 
 
 def ups_source(

@@ -78,12 +78,7 @@ class FakeBridge:
 
     def ups(self, status: str, *, charge: float, runtime: float) -> None:
         """Publish what a UPS behind the bridge says (the ``ups`` topic)."""
-        from datetime import UTC, datetime
-
-        from bridge.ups.report import UpsReport, encode_ups
-
-        report = UpsReport(status, charge=charge, runtime_s=runtime, load=25.0)
-        payload = encode_ups(self.topics.device_id, datetime.now(UTC), report)
+        payload = self.messages.ups(status, charge=charge, runtime=runtime, load=25.0)
         self.mqtt.publish(self.topics.ups, payload, retain=True)
 
     def offline(self) -> None:

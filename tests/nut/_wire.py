@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bridge.model import MainsState
-from bridge.mqtt.contract import MainsPayload, encode_state
+from bridge.mqtt.contract import MainsPayload, UpsOrigin, UpsReport, encode_state
+from bridge.ups.report import encode_ups
 
 WALL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BOOT = "b0075eed00000001"
@@ -19,6 +20,7 @@ class BridgeMessages:
         self.boot = boot
         self.seq = 0
         self.n = 0
+        self.ups_n = 0
         self.state = MainsState.UNKNOWN
 
     def announce(self, state: str, elapsed: float = 0.0) -> bytes:
@@ -41,6 +43,22 @@ class BridgeMessages:
             boot=self.boot,
             n=self.n,
         ).encode()
+
+    def ups(
+        self,
+        status: str,
+        *,
+        charge: float,
+        runtime: float,
+        load: float = 20.0,
+        device: str | None = None,
+        ts: datetime = WALL,
+    ) -> bytes:
+        """A ``ups`` report of this run, made under the mains state announced last."""
+        self.ups_n += 1
+        report = UpsReport(status, charge=charge, runtime_s=runtime, load=load)
+        origin = UpsOrigin(self.boot, self.seq, self.ups_n)
+        return encode_ups(device or self.device, ts, report, origin)
 
     def reading(self, **values: float) -> bytes:
         return encode_state(self.device, WALL, 1, "simulator", values)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from datetime import timedelta
 
 import pytest
 
@@ -195,21 +193,10 @@ def test_subscriptions_cover_status_mains_state_and_commands() -> None:
     }
 
 
-_UPS_REPORTS = itertools.count(1)
-
-
-def _ups(status: str, *, charge: float, runtime: float, device: str = DEVICE) -> bytes:
-    """A report, each one a second after the one before (older ones are replays)."""
-    from bridge.ups.report import UpsReport, encode_ups
-
-    ts = WALL + timedelta(seconds=next(_UPS_REPORTS))
-    return encode_ups(device, ts, UpsReport(status, charge=charge, runtime_s=runtime, load=20))
-
-
 def test_a_ups_behind_the_bridge_shows_real_battery_values() -> None:
     feed, bridge = make_feed(), BridgeMessages(DEVICE)
     online(feed, bridge, 1000.0)
-    send(feed, f"{T.root}/ups", _ups("OL CHRG", charge=97, runtime=1800), 1000.0)
+    send(feed, f"{T.root}/ups", bridge.ups("OL CHRG", charge=97, runtime=1800), 1000.0)
     served = variables(feed.state(DEVICE, 1000.5), Identity(DEVICE))
     assert served is not None
     assert served["battery.charge"].value == "97"
@@ -230,11 +217,11 @@ def test_ups_runtime_below_min_runtime_is_fsd_lb_before_the_delay() -> None:
     bridge = BridgeMessages(DEVICE)
     online(feed, bridge, 1000.0)
     send(feed, T.mains, bridge.announce("off"), 1001.0)
-    send(feed, f"{T.root}/ups", _ups("OB DISCHRG", charge=60, runtime=300), 1002.0)
+    send(feed, f"{T.root}/ups", bridge.ups("OB DISCHRG", charge=60, runtime=300), 1002.0)
     assert variables(feed.state(DEVICE, 1003.0), Identity(DEVICE))["ups.status"].value == (  # type: ignore[index]
         "OB DISCHRG"
     )
-    send(feed, f"{T.root}/ups", _ups("OB DISCHRG", charge=20, runtime=100), 1010.0)
+    send(feed, f"{T.root}/ups", bridge.ups("OB DISCHRG", charge=20, runtime=100), 1010.0)
     state = feed.state(DEVICE, 1010.0)
     assert state.forced
     assert state.low_battery
@@ -247,7 +234,8 @@ def test_ups_runtime_below_min_runtime_is_fsd_lb_before_the_delay() -> None:
 
 
 def test_ups_payload_of_another_device_or_garbage_is_rejected() -> None:
-    feed = make_feed()
-    send(feed, f"{T.root}/ups", _ups("OL", charge=1, runtime=1, device="other"), 1000.0)
+    feed, bridge = make_feed(), BridgeMessages(DEVICE)
+    online(feed, bridge, 1000.0)
+    send(feed, f"{T.root}/ups", bridge.ups("OL", charge=1, runtime=1, device="other"), 1000.0)
     send(feed, f"{T.root}/ups", b"[]", 1000.0)
     assert feed.rejected == 2

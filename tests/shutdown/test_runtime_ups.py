@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.ups.report import UpsReport, encode_ups
+from bridge.ups.report import UpsOrigin, UpsReport, encode_ups
+from tests.shutdown.payloads import BOOT
 from tests.shutdown.sim import Sim
 
 UPS_TOPIC = "powerbridge/test-bridge/ups"
@@ -16,10 +17,13 @@ UPS_TOPIC = "powerbridge/test-bridge/ups"
 _REPORTS = itertools.count(1)
 
 
-def report(status: str, runtime: float, device: str = "test-bridge") -> bytes:
-    """A report, each one a second after the one before (older ones are replays)."""
-    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC) + timedelta(seconds=next(_REPORTS))
-    return encode_ups(device, ts, UpsReport(status, charge=40.0, runtime_s=runtime))
+def report(status: str, runtime: float, device: str = "test-bridge", seq: int = 2) -> bytes:
+    """A report of this run, numbered after the one before, made under mains state ``seq``
+    (2: the outage of :func:`in_outage`)."""
+    n = next(_REPORTS)
+    ts = datetime(2026, 11, 20, 12, 0, tzinfo=UTC) + timedelta(seconds=n)
+    origin = UpsOrigin(BOOT, seq, n)
+    return encode_ups(device, ts, UpsReport(status, charge=40.0, runtime_s=runtime), origin)
 
 
 def in_outage(settings: str) -> Sim:
@@ -57,3 +61,14 @@ def test_a_retained_report_is_old_news_and_a_foreign_one_is_rejected() -> None:
     sim.advance(60)
     assert sim.shutdown_times == []
     assert sim.runtime.rejections.counts == {"wrong_device": 1}
+
+
+def test_a_low_battery_report_from_before_this_outage_does_not_shorten_it() -> None:
+    sim = in_outage("delay: 600\nmin_runtime: 120")
+    sim.advance(10)
+    sim.deliver(UPS_TOPIC, report("OB LB", 10.0, seq=1))  # made under state 1: history
+    sim.advance(60)
+    assert sim.shutdown_times == []
+    sim.deliver(UPS_TOPIC, report("OB LB", 10.0))  # about this outage
+    sim.advance(0.1)
+    assert len(sim.shutdown_times) == 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from bridge.broker.runner import BrokerSetup, Mosquitto
 from bridge.config import parse_client_config
 from bridge.mqtt.contract import BridgeTopics
 from bridge.shutdown.app import RunningClient, start_client
-from bridge.ups.report import UpsReport, encode_ups
 from tests.helpers.mqtt import TestClient
 from tests.nut._wire import BridgeMessages
 
@@ -73,8 +71,8 @@ def test_runtime_below_min_runtime_shuts_down_before_the_delay(
 
     def ups(status: str, runtime: float) -> float:
         at = time.monotonic()
-        report = UpsReport(status, charge=50.0, runtime_s=runtime, load=30.0)
-        bridge.publish(topics.ups, encode_ups(DEVICE, datetime.now(UTC), report), retain=True)
+        report = messages.ups(status, charge=50.0, runtime=runtime, load=30.0)
+        bridge.publish(topics.ups, report, retain=True)
         return at
 
     try:

@@ -10,7 +10,13 @@ from bridge.broker.runner import free_port
 from bridge.errors import PayloadError
 from bridge.mqtt.contract import BridgeTopics
 from bridge.ups.reader import UpsReader, UpsTarget
-from bridge.ups.report import UpsReport, decode_ups, encode_ups, report_from_variables
+from bridge.ups.report import (
+    UpsOrigin,
+    UpsReport,
+    decode_ups,
+    encode_ups,
+    report_from_variables,
+)
 
 WALL = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -32,8 +38,14 @@ def test_a_ups_without_status_is_an_error() -> None:
 
 def test_payload_round_trip_and_topic() -> None:
     report = UpsReport("OL CHRG", charge=99.0, runtime_s=None, load=12.0)
-    raw = encode_ups("rack-a", WALL, report)
-    assert decode_ups(raw) == ("rack-a", WALL, report)
+    origin = UpsOrigin("b0075eed00000001", 12, 3)
+    payload = decode_ups(encode_ups("rack-a", WALL, report, origin))
+    assert (payload.device, payload.ts, payload.report, payload.origin) == (
+        "rack-a",
+        WALL,
+        report,
+        origin,
+    )
     assert BridgeTopics("powerbridge", "rack-a").ups == "powerbridge/rack-a/ups"
 
 
@@ -45,6 +57,7 @@ def test_payload_round_trip_and_topic() -> None:
         b'{"v": 1, "device": "a", "status": "OL", "ts": "yesterday"}',
         b'{"v": 1, "device": "a", "status": "OL", "ts": "2026-11-20T12:00:00Z", "charge": true}',
         b'{"v": 2, "device": "a", "status": "OL", "ts": "2026-11-20T12:00:00Z"}',
+        b'{"v": 1, "device": "a", "status": "OL", "ts": "2026-11-20T12:00:00Z"}',  # no origin
     ],
 )
 def test_bad_payloads_are_refused(raw: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.broker.runner import free_port
 from bridge.clock import ManualClock
-from bridge.mqtt.contract import UPS_REFRESH_S, BridgeTopics, UpsPayload
+from bridge.mqtt.contract import UPS_REFRESH_S, BridgeTopics, UpsOrigin, UpsPayload
 from bridge.mqtt.publisher import BridgePublisher
 from bridge.ups.reader import UpsTarget
 from bridge.ups.report import UpsReport
@@ -53,10 +53,13 @@ class FakePublisher:
         self.published.append(producer())
 
 
+RUN = "b0075eed00000001"
+
+
 def test_published_on_change_and_refreshed() -> None:
     clock = ManualClock()
     fake = FakePublisher()
-    publication = UpsPublication(cast("BridgePublisher", fake), "rack-a", clock)
+    publication = UpsPublication(cast("BridgePublisher", fake), "rack-a", clock, lambda: (RUN, 4))
     publication.received(None)  # no data: nothing to say
     assert fake.published == []
     publication.received(UpsReport("OL", charge=100.0))
@@ -70,6 +73,26 @@ def test_published_on_change_and_refreshed() -> None:
     assert len(fake.published) == 2
     assert next_due == clock.monotonic() + UPS_REFRESH_S
     first, refreshed = (UpsPayload.decode(raw) for raw in fake.published)
-    assert refreshed.ts > first.ts  # each message is fresh, so clients take it as news
+    assert refreshed.ts > first.ts
+    # Each message is numbered in the run, so clients take it as news without a clock.
+    assert (first.origin, refreshed.origin) == (UpsOrigin(RUN, 4, 1), UpsOrigin(RUN, 4, 2))
     publication.received(UpsReport("OB DISCHRG", charge=99.0))
     assert UpsPayload.decode(fake.published[-1]).report.on_battery
+
+
+def test_a_mains_change_is_followed_by_a_report_that_names_it() -> None:
+    clock = ManualClock()
+    fake = FakePublisher()
+    mark = [(RUN, 4)]
+    publication = UpsPublication(cast("BridgePublisher", fake), "rack-a", clock, lambda: mark[0])
+    publication.received(UpsReport("OB DISCHRG", charge=99.0))
+    clock.advance(1)
+    publication.tick(clock.monotonic())
+    assert len(fake.published) == 1  # nothing new: not due
+    mark[0] = (RUN, 5)  # the mains report showed a new state (the outage)
+    due: Any = publication.tick(clock.monotonic())
+    assert len(fake.published) == 2  # at once, not at the next refresh
+    assert UpsPayload.decode(fake.published[-1]).origin == UpsOrigin(RUN, 5, 2)
+    assert due == clock.monotonic() + UPS_REFRESH_S
+    publication.tick(clock.monotonic())
+    assert len(fake.published) == 2

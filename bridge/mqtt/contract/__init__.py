@@ -88,7 +88,7 @@ from bridge.mqtt.contract.topics import (
     nut_user,
     topic_roots_overlap,
 )
-from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsPayload, UpsReport
+from bridge.mqtt.contract.ups import QOS_UPS, UPS_REFRESH_S, UpsOrigin, UpsPayload, UpsReport
 
 __all__ = [
     "ALL_CLIENTS",
@@ -140,6 +140,7 @@ __all__ = [
     "SamplePayload",
     "SampleRow",
     "StatePayload",
+    "UpsOrigin",
     "UpsPayload",
     "UpsReport",
     "all_bridges_status_filter",

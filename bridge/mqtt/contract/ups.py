@@ -12,8 +12,16 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.codec import JsonPayload, _field, _sig_of, _time, _with_sig, loads_object
-from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
+from bridge.mqtt.contract.codec import (
+    JsonPayload,
+    _field,
+    _seq,
+    _sig_of,
+    _time,
+    _with_sig,
+    loads_object,
+)
+from bridge.mqtt.contract.topics import _BOOT_RE, MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
 
 QOS_UPS: Final = 1
 UPS_REFRESH_S: Final = 30.0
@@ -57,6 +65,22 @@ def _optional_number(data: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class UpsOrigin:
+    """Where a report stands in its bridge's stream: ``boot``, the run that made it (the
+    ``boot`` of that run's ``mains``); ``seq``, the sequence number of the mains state shown
+    when it was made; ``n``, its number among this run's ``ups`` messages (from 1).
+
+    Signed with the report, these let a reader refuse a captured report replayed later
+    without trusting any clock: one from another run or about an earlier mains state is
+    not about the present, and within a run ``n`` only grows.
+    """
+
+    boot: str
+    seq: int
+    n: int
+
+
 @dataclass(frozen=True, slots=True)
 class UpsPayload(JsonPayload):
     """``<base>/<device_id>/ups``: the bridge's UPS as last read from upsd, retained, QoS 1.
@@ -66,12 +90,15 @@ class UpsPayload(JsonPayload):
     readers that do not parse NUT.  ``charge`` (percent), ``runtime_s`` (seconds) and
     ``load`` (percent) are ``null`` when the UPS does not report them.  With
     ``signing.key_file`` the payload carries ``sig`` like ``mains`` (a report can shorten
-    a client's countdown, so a forged one must be refused).
+    a client's countdown, so a forged one must be refused), and ``boot``/``seq``/``n``
+    (:class:`UpsOrigin`) say which run and which mains state it belongs to, so that a
+    signed report cannot be replayed later either.  ``ts`` is a label for people.
     """
 
     device: str
     ts: datetime
     report: UpsReport
+    origin: UpsOrigin
     sig: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +113,9 @@ class UpsPayload(JsonPayload):
             "charge": report.charge,
             "runtime_s": report.runtime_s,
             "load": report.load,
+            "boot": self.origin.boot,
+            "seq": self.origin.seq,
+            "n": self.origin.n,
         }
         return _with_sig(out, self.sig)
 
@@ -105,4 +135,11 @@ class UpsPayload(JsonPayload):
         for flag, value in flags.items():
             if flag in data and data[flag] is not value:
                 raise PayloadError(f"field {flag!r} contradicts 'status'")
-        return cls(_field(data, "device", str), _time(data, "ts"), report, sig)
+        boot = _field(data, "boot", str)
+        if not _BOOT_RE.fullmatch(boot):
+            raise PayloadError("field 'boot' is not a run id")
+        n = _seq(data, "n")
+        if n < 1:
+            raise PayloadError("field 'n' out of range")
+        origin = UpsOrigin(boot, _seq(data), n)
+        return cls(_field(data, "device", str), _time(data, "ts"), report, origin, sig)
