@@ -7,8 +7,6 @@ the shutdown client on :class:`SuspendAwareClock`; tests pass a :class:`ManualCl
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -106,6 +104,8 @@ def kernel_clock_synchronised() -> bool | None:
     ``None`` where the kernel cannot be asked (not Linux, no ``adjtimex``).  The one probe of
     this fact: the health snapshot and the deployment checks both call it.
     """
+    import ctypes.util  # here: only the health snapshot and the checks ask
+
     name = ctypes.util.find_library("c")
     if name is None:
         return None

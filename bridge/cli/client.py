@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -32,6 +30,8 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_client_config(args.config)
     if args.log_file:
+        import logging.handlers
+
         handler = logging.handlers.RotatingFileHandler(
             args.log_file, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
         )

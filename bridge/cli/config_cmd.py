@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli._common import add_command, add_group
-from bridge.config import BridgeConfig, ClientConfig, load_bridge_config, load_client_config
-from bridge.config._schema import reference
 from bridge.errors import ConfigError, ConfigProblem, ExitCode, UsageError
 
 
@@ -48,11 +46,12 @@ def looks_like_client(path: Path) -> bool:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from bridge.config import load_bridge_config, load_client_config
+    from bridge.config.files import referenced_file_problems
+
     problems: list[ConfigProblem] = []
     for path in args.files:
         client = args.client or (not args.bridge and looks_like_client(path))
-        from bridge.config.files import referenced_file_problems
-
         try:
             config = load_client_config(path) if client else load_bridge_config(path)
         except ConfigError as exc:
@@ -74,6 +73,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def reference_markdown() -> str:
     """The configuration reference, generated from the schema (docs/configuration.md)."""
+    from bridge.config import BridgeConfig, ClientConfig
+    from bridge.config._schema import reference
+
     lines = [
         "# Configuration reference",
         "",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
             listen=tuple(args.listen) if args.listen else config.nut.listen,
         )
         config = replace(config, nut=nut)
+    import asyncio
+
     return asyncio.run(serve(config))
 
 

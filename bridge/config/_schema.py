@@ -12,7 +12,6 @@ dataclass).  From that one declaration this module derives:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,6 +141,8 @@ def _problem(
     if message == "extra keys not allowed":
         key = str(path[-1]) if path else ""
         known = _known_keys(cls, path[:-1])
+        import difflib  # only for a mistyped key
+
         hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         text = f"unknown key '{key}'"
         if hint:

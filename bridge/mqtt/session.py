@@ -21,14 +21,16 @@ import time
 import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import paho.mqtt.client as mqtt
 
-from bridge.config import BridgeConfig
 from bridge.config.common import MqttConfig
 from bridge.errors import BrokerError, ConfigError
 from bridge.mqtt.contract import bridge_user
+
+if TYPE_CHECKING:  # the tools' sessions; the shutdown client never loads the bridge's schema
+    from bridge.config import BridgeConfig
 from bridge.mqtt.paho import AUTH_REFUSALS, TlsFilesError, configure_tls, new_client
 
 

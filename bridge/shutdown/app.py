@@ -14,14 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from bridge.clock import Clock, SuspendAwareClock
 from bridge.config.client import ClientConfig
 from bridge.errors import BrokerError, PayloadError
 from bridge.log import RepeatedFailure
 from bridge.mqtt.contract import ClientStatePayload, ClientTopics, client_user
-from bridge.mqtt.mdns import FoundBroker, browse_broker, choose_broker
 from bridge.mqtt.session import BrokerProblemError, MqttSession
 from bridge.mqtt.signing import configured_key
 from bridge.shutdown.actions import Actions
@@ -32,6 +31,9 @@ from bridge.shutdown.memory import ReplayMemory, default_memory_path
 from bridge.shutdown.retry import BROWSE_FIRST_S, until_found
 from bridge.shutdown.runtime import ClientRuntime
 from bridge.stopsignals import StopSignals
+
+if TYPE_CHECKING:  # mDNS is loaded only with `host: auto`
+    from bridge.mqtt.mdns import FoundBroker
 
 log = logging.getLogger("bridge.shutdown")
 
@@ -47,7 +49,7 @@ def load_signing_key(config: ClientConfig, source: str = "client.yaml") -> bytes
 def resolve_broker(
     config: ClientConfig,
     *,
-    browse: Callable[[float], list[FoundBroker]] = browse_broker,
+    browse: Callable[[float], list[FoundBroker]] | None = None,
     stop: threading.Event | None = None,
     retry_max: float = 60.0,
 ) -> tuple[str, int] | None:
@@ -60,6 +62,9 @@ def resolve_broker(
     mqtt = config.mqtt
     if mqtt.host != AUTO:
         return mqtt.host, mqtt.effective_port
+    from bridge.mqtt.mdns import browse_broker, choose_broker
+
+    browse = browse or browse_broker
     failure = RepeatedFailure(log, "finding the broker by mDNS (_mqtt._tcp)")
 
     def look() -> tuple[str, int] | None:
