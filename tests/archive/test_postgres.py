@@ -56,6 +56,16 @@ def test_copy_is_idempotent_and_counts_only_new_rows(pg_url: str) -> None:
     store.close()
 
 
+def test_a_channel_the_column_cannot_hold_is_refused_not_retried_forever(pg_url: str) -> None:
+    # ch 40000 does not fit PostgreSQL's SMALLINT: written, it would fail the transaction
+    # again and again while the broker's queue grows.  It is refused at decoding instead.
+    ingest = make(pg_url)
+    bad = samples("a", range(1, 11)).replace(b'"ch":1', b'"ch":40000')
+    assert write(ingest, msg("a", "samples", bad), msg("a", "samples", samples("a", [11]))) == 1
+    assert ingest.figures.rejected == {"malformed": 1}
+    ingest.store.close()
+
+
 def test_samples_land_in_monthly_partitions_and_retention_drops_whole_months(
     pg_url: str,
 ) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from bridge.clock import parse_utc
 from bridge.errors import PayloadError
@@ -35,13 +36,36 @@ def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def loads_object(raw: bytes, *, max_size: int | None = None) -> dict[str, Any]:
-    """Parse a JSON object with a version we understand, or raise :class:`PayloadError`."""
+def _parse_json(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+
+
+def _fast_parser() -> Callable[[bytes], Any]:
+    """orjson's ``loads`` with the archive's extra (three to four times faster on sample
+    batches); on a bridge or a PC, the standard library's."""
+    try:
+        from orjson import loads
+    except ImportError:
+        return _parse_json
+    return loads
+
+
+_parse_json_fast: Final = _fast_parser()
+
+
+def loads_object(raw: bytes, *, max_size: int | None = None, fast: bool = False) -> dict[str, Any]:
+    """Parse a JSON object with a version we understand, or raise :class:`PayloadError`.
+
+    ``fast``: with orjson installed (``powerbridge[archive]``), parse with it: the archive
+    reads tens of thousands of samples a second.  It is as strict (UTF-8 only; ``NaN``,
+    ``Infinity`` and integers beyond 64 bits are errors, not values) and the result is
+    the same for anything the contract allows.
+    """
     if max_size is not None and len(raw) > max_size:
         raise PayloadError(f"payload of {len(raw)} bytes exceeds {max_size}")
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = (_parse_json_fast if fast else _parse_json)(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # each parser's errors
         raise PayloadError(f"not JSON: {exc.__class__.__name__}") from None
     if not isinstance(data, dict):
         raise PayloadError("not a JSON object")

@@ -57,6 +57,13 @@ def encode_samples(device: str, samples: list[SamplePayload]) -> bytes:
     )
 
 
+def _channel(item: dict[str, Any]) -> int:
+    channel: int = _field(item, "ch", int)
+    if not 0 <= channel <= MAX_CHANNEL:
+        raise PayloadError("field 'ch' out of range")
+    return channel
+
+
 def decode_samples(raw: bytes) -> list[SamplePayload]:
     """Parse a ``samples`` batch (tests, tools; an archive uses :func:`decode_sample_rows`)."""
     data = loads_object(raw)
@@ -70,7 +77,7 @@ def decode_samples(raw: bytes) -> list[SamplePayload]:
         }
         out.append(
             SamplePayload(
-                seq=_seq(item), ts=_time(item, "ts"), channel=_field(item, "ch", int), values=values
+                seq=_seq(item), ts=_time(item, "ts"), channel=_channel(item), values=values
             )
         )
     return out
@@ -92,6 +99,8 @@ def _quantity(name: str, value: object) -> float:
 _FLOAT_OR_NONE: Final = frozenset({float, type(None)})
 _INF: Final = float("inf")
 MAX_SEQ: Final = 2**53
+MAX_CHANNEL: Final = 255
+"""Highest meter channel a sample may name (meters have one to three)."""
 """The largest sequence number (an exact integer in every JSON reader)."""
 SampleRow = tuple[Any, ...]
 """``(device, seq, ts_ms, ch, *READING_FIELDS)``: the time in epoch milliseconds, ``None``
@@ -114,7 +123,7 @@ def decode_sample_rows(raw: bytes, *, max_size: int | None = None) -> SampleBatc
     :data:`READING_FIELDS` order, without a :class:`SamplePayload` per sample — an
     archive decodes tens of thousands of samples a second.
     """
-    data = loads_object(raw, max_size=max_size)
+    data = loads_object(raw, max_size=max_size, fast=True)
     device = _field(data, "device", str)
     items = _field(data, "samples", list)
     rows: list[SampleRow] = []
@@ -127,8 +136,8 @@ def decode_sample_rows(raw: bytes, *, max_size: int | None = None) -> SampleBatc
         seq, ch, ts = item.get("seq"), item.get("ch"), item.get("ts")
         if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
             raise PayloadError("field 'seq' missing, of the wrong type or out of range")
-        if type(ch) is not int:
-            raise PayloadError("field 'ch' missing or of the wrong type")
+        if type(ch) is not int or not 0 <= ch <= MAX_CHANNEL:
+            raise PayloadError("field 'ch' missing, of the wrong type or out of range")
         if type(ts) is not str:
             raise PayloadError("field 'ts' missing or of the wrong type")
         try:
