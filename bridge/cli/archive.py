@@ -134,9 +134,10 @@ def _help(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     _need_extra()
     from bridge.archive.config import load
-    from bridge.archive.service import ArchiveService
+    from bridge.archive.service import SWITCH_INTERVAL_S, ArchiveService
 
     config = load(args.config)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process is the archive's alone
     service = ArchiveService(config)
 
     def on_signal(signum: int) -> None:  # the signal watcher's thread, never the handler

@@ -9,7 +9,8 @@ batches from another child process (:mod:`tests.benchmarks.archive_feed`).
   devices through the broker into the archive; the rate is taken from the first stored
   sample to the last (sustained), from the archive's daily counters.
 * ``raw_copy``: the same rows ``COPY``\\ ed straight into an identical partitioned table
-  of the same database, in the same 20,000-row transactions: the ceiling.
+  of the same database, in the same 20,000-row transactions and the same binary format as
+  the archive's, after a ``CHECKPOINT``: the ceiling.
 * ``catch_up``: 100 bridges × 1 day at 1 Hz (8.64 M samples) released at once, as
   after a long outage of the site's link; time until all are stored, and the missing
   sequence numbers counted by a query.  The central broker's ``max_queued_messages`` is
@@ -37,7 +38,13 @@ from typing import Any
 
 from bridge.archive.records import QUANTITIES
 from bridge.archive.store import SqlStore
-from bridge.archive.store.postgres import SAMPLES_DDL, PostgresStore, month_bounds
+from bridge.archive.store.postgres import (
+    COPY_SAMPLES,
+    COPY_TYPES,
+    SAMPLES_DDL,
+    PostgresStore,
+    month_bounds,
+)
 from bridge.archive.store.sqlite import SqliteStore
 from bridge.broker.directory import BrokerDirectory, Report
 from bridge.broker.runner import BrokerSetup, Mosquitto, free_port, prepare
@@ -185,7 +192,6 @@ def raw_copy(url: str, samples: int) -> dict[str, Any]:
         for seq in range(1, per_device + 1)
         for d in range(10)
     ]  # fmt: skip
-    columns = ", ".join(("device", "seq", "ts", "ch", *QUANTITIES))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SAMPLES_DDL.replace("samples", "samples_raw") + " PARTITION BY RANGE (ts)")  # type: ignore[call-overload]
         for ms in {month_bounds(r[2]) for r in rows[:: max(1, len(rows) // 100)] + rows[-1:]}:
@@ -194,14 +200,14 @@ def raw_copy(url: str, samples: int) -> dict[str, Any]:
                 f"FOR VALUES FROM ({ms[0]}) TO ({ms[1]})"
             )
         conn.execute("CREATE INDEX ON samples_raw (device, ts)")
+        conn.execute("CHECKPOINT")  # what the ingest left dirty is not written during this
         started = time.monotonic()
         for i in range(0, len(rows), 20_000):
             with (
                 conn.transaction(),
-                conn.cursor().copy(
-                    f"COPY samples_raw ({columns}) FROM STDIN"  # type: ignore[arg-type]
-                ) as copy,
+                conn.cursor().copy(COPY_SAMPLES.format(table="samples_raw")) as copy,  # type: ignore[arg-type]
             ):
+                copy.set_types(COPY_TYPES)
                 for row in rows[i : i + 20_000]:
                     copy.write_row(row)
         elapsed = time.monotonic() - started

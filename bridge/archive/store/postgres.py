@@ -28,7 +28,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import errors as pg_errors
 
-from bridge.archive.records import SampleRow
+from bridge.archive.records import QUANTITIES, SampleRow
 from bridge.archive.store.base import SAMPLE_COLUMNS, Span, SqlStore
 from bridge.archive.store.schema import COMMON, QUANTITY_COLUMNS
 
@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (device, seq, ts)
 )"""
 TIMESCALE_CHUNK_MS: Final = 7 * 86_400_000
+
+
+COPY_SAMPLES: Final = f"COPY {{table}} ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+"""COPY's binary format: numbers travel as they are, neither written nor parsed as text
+(25-30 % more samples a second than the text format, measured by ./dev bench archive)."""
+COPY_TYPES: Final = ["text", "int8", "int8", "int2", *(["float8"] * len(QUANTITIES))]
+"""The columns of :data:`COPY_SAMPLES` (device, seq, ts, ch, the quantities), which the
+binary format needs spelled out; ``ch`` fits ``int2`` since the contract bounds it (0-255)."""
 
 
 def month_bounds(ms: int) -> tuple[int, int, str]:
@@ -160,7 +168,8 @@ class PostgresStore(SqlStore):
         columns = ", ".join(SAMPLE_COLUMNS)
         conn = cur.connection
         try:
-            with conn.transaction(), cur.copy(f"COPY samples ({columns}) FROM STDIN") as copy:
+            with conn.transaction(), cur.copy(COPY_SAMPLES.format(table="samples")) as copy:
+                copy.set_types(COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
         except pg_errors.UniqueViolation:
@@ -168,7 +177,8 @@ class PostgresStore(SqlStore):
         else:
             return rows
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE samples) ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY staging ({columns}) FROM STDIN") as copy:
+        with cur.copy(COPY_SAMPLES.format(table="staging")) as copy:
+            copy.set_types(COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
         cur.execute(
