@@ -17,6 +17,7 @@ from bridge.mqtt.contract.codec import (
     _field,
     _finite,
     _one_of,
+    _run,
     _seq,
     _sig_of,
     _time,
@@ -24,7 +25,6 @@ from bridge.mqtt.contract.codec import (
     loads_object,
 )
 from bridge.mqtt.contract.topics import (
-    _BOOT_RE,
     MAINS_STATES,
     MAX_CONTROL_PAYLOAD,
     PAYLOAD_VERSION,
@@ -88,12 +88,7 @@ class MainsPayload(JsonPayload):
     def decode(cls, raw: bytes) -> MainsPayload:
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
         state_text = _one_of(data, "state", MAINS_STATES, "mains state")
-        boot = _field(data, "boot", str)
-        if not _BOOT_RE.fullmatch(boot):
-            raise PayloadError("field 'boot' is not a run id")
-        n = _seq(data, "n")
-        if n < 1:
-            raise PayloadError("field 'n' out of range")
+        boot, n = _run(data)
         sig = _sig_of(data)
         source = data.get("source", "gpio")
         if not isinstance(source, str):

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from bridge.clock import parse_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.topics import PAYLOAD_VERSION
+from bridge.mqtt.contract.topics import _BOOT_RE, PAYLOAD_VERSION
 
 # --------------------------------------------------------------------------- helpers
 
@@ -130,6 +130,17 @@ def _finite(data: dict[str, Any], name: str, *, minimum: float | None = None) ->
     if not math.isfinite(value) or (minimum is not None and value < minimum):
         raise PayloadError(f"field {name!r} out of range")
     return value
+
+
+def _run(data: dict[str, Any]) -> tuple[str, int]:
+    """``boot`` (a run id of the bridge) and ``n`` (a message's number in that run, from 1)."""
+    boot = _field(data, "boot", str)
+    if not _BOOT_RE.fullmatch(boot):
+        raise PayloadError("field 'boot' is not a run id")
+    n = _seq(data, "n")
+    if n < 1:
+        raise PayloadError("field 'n' out of range")
+    return boot, n
 
 
 def _seq(data: dict[str, Any], name: str = "seq") -> int:

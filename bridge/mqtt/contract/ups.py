@@ -15,13 +15,14 @@ from bridge.errors import PayloadError
 from bridge.mqtt.contract.codec import (
     JsonPayload,
     _field,
+    _run,
     _seq,
     _sig_of,
     _time,
     _with_sig,
     loads_object,
 )
-from bridge.mqtt.contract.topics import _BOOT_RE, MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
+from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
 
 QOS_UPS: Final = 1
 UPS_REFRESH_S: Final = 30.0
@@ -135,11 +136,6 @@ class UpsPayload(JsonPayload):
         for flag, value in flags.items():
             if flag in data and data[flag] is not value:
                 raise PayloadError(f"field {flag!r} contradicts 'status'")
-        boot = _field(data, "boot", str)
-        if not _BOOT_RE.fullmatch(boot):
-            raise PayloadError("field 'boot' is not a run id")
-        n = _seq(data, "n")
-        if n < 1:
-            raise PayloadError("field 'n' out of range")
+        boot, n = _run(data)
         origin = UpsOrigin(boot, _seq(data), n)
         return cls(_field(data, "device", str), _time(data, "ts"), report, origin, sig)
