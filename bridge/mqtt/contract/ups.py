@@ -12,16 +12,8 @@ from typing import Any, Final
 
 from bridge.clock import isoformat_utc
 from bridge.errors import PayloadError
-from bridge.mqtt.contract.codec import (
-    JsonPayload,
-    _field,
-    _run,
-    _seq,
-    _sig_of,
-    _time,
-    _with_sig,
-    loads_object,
-)
+from bridge.mqtt.contract import codec
+from bridge.mqtt.contract.codec import JsonPayload, loads_object
 from bridge.mqtt.contract.topics import MAX_CONTROL_PAYLOAD, PAYLOAD_VERSION
 
 QOS_UPS: Final = 1
@@ -118,16 +110,16 @@ class UpsPayload(JsonPayload):
             "seq": self.origin.seq,
             "n": self.origin.n,
         }
-        return _with_sig(out, self.sig)
+        return codec._with_sig(out, self.sig)
 
     @classmethod
     def decode(cls, raw: bytes) -> UpsPayload:
         """Parse strictly (raise :class:`~bridge.errors.PayloadError`); ``sig`` is not checked."""
         data = loads_object(raw, max_size=MAX_CONTROL_PAYLOAD)
-        status = _field(data, "status", str).strip()
+        status = codec._field(data, "status", str).strip()
         if not status or len(status) > MAX_STATUS_LENGTH:
             raise PayloadError("field 'status' out of range")
-        sig = _sig_of(data)
+        sig = codec._sig_of(data)
         report = UpsReport(
             status,
             *(_optional_number(data, name) for name in ("charge", "runtime_s", "load")),
@@ -136,6 +128,6 @@ class UpsPayload(JsonPayload):
         for flag, value in flags.items():
             if flag in data and data[flag] is not value:
                 raise PayloadError(f"field {flag!r} contradicts 'status'")
-        boot, n = _run(data)
-        origin = UpsOrigin(boot, _seq(data), n)
-        return cls(_field(data, "device", str), _time(data, "ts"), report, origin, sig)
+        boot, n = codec._run(data)
+        origin = UpsOrigin(boot, codec._seq(data), n)
+        return cls(codec._field(data, "device", str), codec._time(data, "ts"), report, origin, sig)
