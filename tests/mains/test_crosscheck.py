@@ -9,10 +9,9 @@ from gpiozero.pins.mock import MockFactory
 
 from bridge.clock import ManualClock
 from bridge.config.bridge import MainsConfig
-from bridge.db import connect, db_path
 from bridge.mains import MainsSensor, meter_level
-from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent, MainsState, Reading
+from tests.mains.sensing import sensor_on
 
 ON, OFF = MainsState.ON, MainsState.OFF
 
@@ -26,14 +25,8 @@ def reading(clock: ManualClock, volts: float | None = 230.0) -> Reading:
 def sensor_for(
     tmp_path: Path, clock: ManualClock, events: list[MainsEvent], factory: MockFactory, source: str
 ) -> MainsSensor:
-    store = OutageStore(connect(db_path(tmp_path)), boot_id="b", clock=clock)
-    return MainsSensor(
-        MainsConfig(source=source, meter_voltage_threshold=100, meter_silence=3.0),
-        store,
-        on_event=events.append,
-        clock=clock,
-        pin_factory=factory,
-    )
+    config = MainsConfig(source=source, meter_voltage_threshold=100, meter_silence=3.0)
+    return sensor_on(tmp_path, clock, events, factory, config)
 
 
 def tick(

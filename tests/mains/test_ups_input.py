@@ -9,14 +9,13 @@ from gpiozero.pins.mock import MockFactory
 
 from bridge.clock import ManualClock
 from bridge.config.bridge import MainsConfig, parse_bridge_config
-from bridge.db import connect, db_path
 from bridge.errors import ConfigError
 from bridge.mains import MainsSensor
 from bridge.mains.crosscheck import combine
-from bridge.mains.store import OutageStore
 from bridge.model import MainsEvent, MainsState
 from bridge.ups.report import UpsReport
 from bridge.ups.source import mains_level
+from tests.mains.sensing import sensor_on
 
 ON, OFF, UNKNOWN = MainsState.ON, MainsState.OFF, MainsState.UNKNOWN
 
@@ -24,15 +23,8 @@ ON, OFF, UNKNOWN = MainsState.ON, MainsState.OFF, MainsState.UNKNOWN
 def sensor_for(
     tmp_path: Path, clock: ManualClock, events: list[MainsEvent], factory: MockFactory, source: str
 ) -> MainsSensor:
-    store = OutageStore(connect(db_path(tmp_path)), boot_id="b", clock=clock)
-    return MainsSensor(
-        MainsConfig(source=source, confirm_off=0.5, confirm_on=2.0),
-        store,
-        on_event=events.append,
-        clock=clock,
-        pin_factory=factory,
-        with_ups=True,
-    )
+    config = MainsConfig(source=source, confirm_off=0.5, confirm_on=2.0)
+    return sensor_on(tmp_path, clock, events, factory, config, with_ups=True)
 
 
 def ups_for(sensor: MainsSensor, clock: ManualClock, status: str | None, seconds: float) -> None:
