@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -485,13 +486,17 @@ def test_status_state_and_discovery_on_the_broker(
 # --------------------------------------------------------------------------- the command
 
 
-def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker: Mosquitto) -> None:
-    """`powerbridge client run` as a process: outage → one shutdown; SIGTERM → exit 0."""
-    bridge.announce("on", 1)
+@contextmanager
+def client_process(
+    harness: Harness, broker: Mosquitto, settings: str
+) -> Iterator[subprocess.Popen[str]]:
+    """`powerbridge -v client run` as a process, yielded once it says ``online``; killed
+    afterwards if the test left it running."""
     config = harness.tmp / "client.yaml"
-    config.write_text(harness.yaml("delay: 1500ms"))
+    config.write_text(harness.yaml(settings))
+    status = ClientTopics("powerbridge", CLIENT).status
     observer = TestClient(broker, broker.observer).connect()
-    observer.subscribe(ClientTopics("powerbridge", CLIENT).status)
+    observer.subscribe(status)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     process = subprocess.Popen(
         [sys.executable, "-m", "bridge", "-v", "client", "run", "-c", str(config)],
@@ -501,19 +506,26 @@ def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker:
         text=True,
     )
     try:
-        while observer.expect(ClientTopics("powerbridge", CLIENT).status, 15).payload != b"online":
+        while observer.expect(status, 15).payload != b"online":
             pass
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        observer.disconnect()
+
+
+def test_cli_client_run_end_to_end(harness: Harness, bridge: FakeBridge, broker: Mosquitto) -> None:
+    """`powerbridge client run` as a process: outage → one shutdown; SIGTERM → exit 0."""
+    bridge.announce("on", 1)
+    with client_process(harness, broker, "delay: 1500ms") as process:
         time.sleep(0.3)
         start = bridge.announce("off", 2)
         assert wait_for(harness.shutdowns, 1.5 + 3 * TOLERANCE)
         assert abs(harness.shutdowns()[0] - (start + 1.5)) <= TOLERANCE
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-        observer.disconnect()
     assert process.returncode == 0, output
     assert len(harness.shutdowns()) == 1
     assert "shutdown client test-client watching test-bridge" in output
@@ -526,32 +538,13 @@ def test_cli_client_run_stops_when_sigterm_lands_on_another_thread(
     """The kernel may deliver SIGTERM to any thread (paho's, here).  A quiet client, its
     main thread asleep until its next wake (up to a minute away), still stops at once."""
     bridge.announce("on", 1)
-    config = harness.tmp / "client.yaml"
-    config.write_text(harness.yaml("delay: 10m"))
-    observer = TestClient(broker, broker.observer).connect()
-    observer.subscribe(ClientTopics("powerbridge", CLIENT).status)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "-v", "client", "run", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    try:
-        while observer.expect(ClientTopics("powerbridge", CLIENT).status, 15).payload != b"online":
-            pass
+    with client_process(harness, broker, "delay: 10m") as process:
         time.sleep(1.0)  # nothing more arrives: the main thread waits in its queue
         threads = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
         others = [t for t in threads if t != process.pid]
         assert others, threads  # paho's network thread at least
         signal_thread(process.pid, others[-1], signal.SIGTERM)
         output, _ = process.communicate(timeout=5)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-        observer.disconnect()
     assert process.returncode == 0, output
     assert "received SIGTERM: stopping" in output
     assert "shutdown client stopped" in output
