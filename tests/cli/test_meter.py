@@ -17,7 +17,7 @@ import pytest
 from bridge.cli import main
 from bridge.meters.ports import by_id_links, fits_for
 from bridge.meters.simulator import SimulatedMeter
-from tests.helpers.process import signal_thread
+from tests.helpers.process import another_thread, signal_thread
 
 pytestmark = pytest.mark.realtime  # pseudo-terminals and serial timeouts: see pyproject.toml
 
@@ -105,14 +105,19 @@ def test_by_id_links_resolve_to_devices(tmp_path: Path) -> None:
 SIMULATE = [sys.executable, "-m", "bridge", "meter", "simulate", "--type", "pzem004t"]
 
 
-def test_simulate_then_probe_like_a_new_user(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [*SIMULATE, "--link-dir", str(tmp_path), "--load", "250"],
+def simulator(*args: str) -> subprocess.Popen[str]:
+    """``meter simulate`` with its standard streams as pipes."""
+    return subprocess.Popen(
+        [*SIMULATE, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_simulate_then_probe_like_a_new_user(tmp_path: Path) -> None:
+    process = simulator("--link-dir", str(tmp_path), "--load", "250")
     try:
         assert process.stdout is not None
         assert process.stdin is not None
@@ -149,20 +154,13 @@ def test_simulate_stops_on_sigterm_with_its_input_still_open(
 ) -> None:
     """Under a service manager stdin stays open: SIGTERM alone ends the simulator, even
     when the kernel hands the signal to the simulator's own thread."""
-    process = subprocess.Popen(
-        [*SIMULATE, "--link-dir", str(tmp_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = simulator("--link-dir", str(tmp_path))
     try:
         assert process.stdout is not None
         port = process.stdout.readline().strip()
         assert os.path.lexists(port)
         if to_thread:
-            tids = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task"))
-            signal_thread(process.pid, next(t for t in tids if t != process.pid), signal.SIGTERM)
+            signal_thread(process.pid, another_thread(process.pid), signal.SIGTERM)
         else:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0

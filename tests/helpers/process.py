@@ -14,6 +14,15 @@ TGKILL = {"x86_64": 234, "aarch64": 131, "armv7l": 268, "i686": 270}
 """The tgkill(2) system call's number, per machine."""
 
 
+def another_thread(pid: int) -> int:
+    """The id of a thread of ``pid`` other than its main thread (which fails the test if
+    there is none)."""
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    others = [t for t in tids if t != pid]
+    assert others, f"process {pid} has no thread but its main one"
+    return others[-1]
+
+
 def signal_thread(pid: int, tid: int, signum: int) -> None:
     """Send ``signum`` to one thread of a process, as the kernel may deliver it."""
     libc = ctypes.CDLL(None, use_errno=True)
