@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def broker_setup() -> BrokerSetup:
     return BrokerSetup(bridges=(DEVICE,), clients=(CLIENT,))
-
-
-@pytest.fixture
-def upsd(tmp_path: Path) -> Iterator[DummyUpsd]:
-    server = DummyUpsd(tmp_path / "nut")
-    server.start(ups_status="OL", battery_charge=100, battery_runtime=1800, ups_load=20)
-    yield server
-    server.stop()
 
 
 def _bridge_config(broker: Mosquitto, upsd: DummyUpsd, directory: Path, key: Path) -> Path:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,14 +23,6 @@ pytestmark = pytest.mark.realtime
 
 READER_POLL = 0.5
 ONE_POLL = POLLINTERVAL + READER_POLL + 0.5  # the driver's and ours, plus scheduling slack
-
-
-@pytest.fixture
-def upsd(tmp_path: Path) -> Iterator[DummyUpsd]:
-    server = DummyUpsd(tmp_path / "nut")
-    server.start(ups_status="OL", battery_charge=100, battery_runtime=1800, ups_load=20)
-    yield server
-    server.stop()
 
 
 class Seen:
