@@ -127,7 +127,7 @@ class ArchiveService:
 
     def stop(self) -> None:
         """Stop the session, the writer and the view, then close the database."""
-        self._stop.set()
+        self.request_stop()
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()

@@ -230,7 +230,7 @@ def _simulate(args: argparse.Namespace) -> int:
             )
             console.start()
             done.wait()
-    except KeyboardInterrupt:  # off the main thread no handler is installed
+    except KeyboardInterrupt:  # Ctrl-C before the handlers above were in place
         pass
     finally:
         simulator.stop()

@@ -125,28 +125,35 @@ class Rig:
                 "requests": sum(g.requests for g in gaps)}  # fmt: skip
 
 
+def signed_archive(tmp_path: Path, broker: Mosquitto) -> tuple[Path, Path, str]:
+    """A signing key shared with the bridge, and an SQLite archive on ``broker`` that asks
+    for gaps after 2 s, every 3 s: ``(key, config, database url)``."""
+    key = tmp_path / "signing.key"
+    key.write_text(secrets.token_hex(32) + "\n")
+    database = f"sqlite:///{tmp_path / 'archive.db'}"
+    config = write_config(
+        tmp_path, broker, database,
+        extra=f"gaps: {{resend_after: 2s, resend_every: 3s, signing_key_file: {key}}}\n",
+    )  # fmt: skip
+    text = config.read_text().replace("gaps:\n  resend_after: 2s\n  resend_every: 2s\n", "")
+    config.write_text(text)
+    return key, config, database
+
+
 @pytest.fixture
 def rig(broker: Mosquitto, tmp_path: Path) -> Iterator[Rig]:
     # Persistence off: a killed broker forgets everything, queues and sessions alike.
     conf = broker.config_file
     conf.write_text(conf.read_text().replace("persistence true", "persistence false"))
     broker.restart()
-    key = tmp_path / "signing.key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    db = tmp_path / "archive.db"
-    config = write_config(
-        tmp_path, broker, f"sqlite:///{db}",
-        extra=f"gaps: {{resend_after: 2s, resend_every: 3s, signing_key_file: {key}}}\n",
-    )  # fmt: skip
-    text = config.read_text().replace("gaps:\n  resend_after: 2s\n  resend_every: 2s\n", "")
-    config.write_text(text)
+    key, config, database = signed_archive(tmp_path, broker)
     archive = ArchiveProcess(config, tmp_path / "archive.log")
     archive.start()
     archive.url()
     bridge = BridgeProcess(tmp_path, broker, key)
     bridge.start()
     try:
-        yield Rig(broker, bridge, archive, f"sqlite:///{db}")
+        yield Rig(broker, bridge, archive, database)
     finally:
         bridge.signal(signal.SIGKILL)
         archive.stop()
@@ -237,19 +244,10 @@ topic powerbridge/# both 1
 """
         )
     site.start()
-    key = tmp_path / "signing.key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    db = tmp_path / "archive.db"
-    config = write_config(
-        tmp_path, centre, f"sqlite:///{db}",
-        extra=f"gaps: {{resend_after: 2s, resend_every: 3s, signing_key_file: {key}}}\n",
-    )  # fmt: skip
-    config.write_text(
-        config.read_text().replace("gaps:\n  resend_after: 2s\n  resend_every: 2s\n", "")
-    )
+    key, config, database = signed_archive(tmp_path, centre)
     archive = ArchiveProcess(config, tmp_path / "archive.log")
     bridge = BridgeProcess(tmp_path, site, key)
-    rig = Rig(centre, bridge, archive, f"sqlite:///{db}")
+    rig = Rig(centre, bridge, archive, database)
     try:
         archive.start()
         archive.url()
